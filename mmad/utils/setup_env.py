@@ -16,6 +16,9 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmad.evaluation  # noqa: F401
     import mmad.models  # noqa: F401
     import mmad.visualization  # noqa: F401
+    from mmad.utils.checkpoint import register_safe_checkpoint_loader
+
+    register_safe_checkpoint_loader()
 
     if not init_default_scope:
         return

@@ -1,0 +1,34 @@
+default_scope = 'mmad'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+# SafeCheckpointHook: checkpoints load with torch.load(weights_only=True).
+# ValidationStatisticsHook: after the last epoch, the global mean/std of the validation maps of each branch.
+custom_hooks = [
+    dict(type='SafeCheckpointHook'),
+    dict(type='ValidationStatisticsHook', dataloader='val_stats_dataloader'),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend=None),  # None: nccl with CUDA, gloo without (mmad.utils.init_distributed_if_needed)
+)
+
+# Each branch is wrapped on its own, so the model's train_step (one optimiser per branch) is used under DDP.
+model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True,
+                         find_unused_parameters=False)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+log_processor = dict(by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=42, deterministic=False)

@@ -1,0 +1,84 @@
+"""Hook writing heatmap overlays of the test predictions."""
+from __future__ import annotations
+
+import os.path as osp
+
+import cv2
+import mmengine
+import numpy as np
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+
+from mmad.registry import HOOKS
+from mmad.visualization import draw_sample_panel
+
+
+@HOOKS.register_module()
+class AnomalyMapVisualizationHook(Hook):
+    """Write one PNG per test sample: image, ground truth, fused and per-branch heatmaps.
+
+    Maps are kept as float16 during the test and drawn after it, so every map of one kind shares one colour
+    scale (from the ``low``-th to the ``high``-th percentile of all its test pixels). Files go to
+    ``out_dir/<defect_type>/<sample_name>.png``; on several processes each rank draws its own samples.
+
+    Args:
+        out_dir: Output folder; relative paths are taken inside the work dir.
+        max_samples: Draw at most this many samples (None: all).
+        low: Percentile drawn as the coldest colour.
+        high: Percentile drawn as the hottest colour.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, out_dir: str = 'heatmaps', max_samples: int | None = None, low: float = 1.0,
+                 high: float = 99.9) -> None:
+        self.out_dir = out_dir
+        self.max_samples = max_samples
+        self.low = low
+        self.high = high
+        self._records: list[dict] = []
+
+    def before_test(self, runner) -> None:
+        """Forget the records of an earlier test."""
+        self._records = []
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """Keep the maps of each predicted sample."""
+        for sample in outputs or []:
+            if self.max_samples is not None and len(self._records) >= self.max_samples:
+                return
+            maps = {'fused': sample.anomaly_map.float().cpu().numpy().astype(np.float16)}
+            for name, branch_map in sample.get('branch_maps', {}).items():
+                maps[name] = branch_map.float().cpu().numpy().astype(np.float16)
+            self._records.append(dict(
+                img_path=sample.metainfo.get('img_path'), defect_type=sample.metainfo.get('defect_type', 'unknown'),
+                sample_name=sample.metainfo.get('sample_name', str(len(self._records))),
+                score=float(sample.pred_score), gt_mask=sample.gt_mask.cpu().numpy() if 'gt_mask' in sample else None,
+                maps=maps))
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        """Draw every kept sample with colour scales shared over the test set."""
+        if not self._records:
+            return
+        out_dir = self.out_dir if osp.isabs(self.out_dir) else osp.join(runner.work_dir, self.out_dir)
+        names = list(self._records[0]['maps'])
+        ranges = {}
+        for name in names:
+            values = np.concatenate([r['maps'][name].ravel() for r in self._records]).astype(np.float32)
+            ranges[name] = (float(np.percentile(values, self.low)), float(np.percentile(values, self.high)))
+        for record in self._records:
+            size = record['maps']['fused'].shape
+            image = cv2.imread(record['img_path'], cv2.IMREAD_COLOR) if record['img_path'] else None
+            if image is None:
+                image = np.zeros((*size, 3), np.uint8)
+            image = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (size[1], size[0]),
+                               interpolation=cv2.INTER_LINEAR)
+            maps = {name: record['maps'][name].astype(np.float32) for name in names}
+            panel = draw_sample_panel(image, record['gt_mask'], maps, ranges,
+                                      title=f"{record['defect_type']} {record['score']:.2f}")
+            path = osp.join(out_dir, record['defect_type'], f"{record['sample_name']}.png")
+            mmengine.mkdir_or_exist(osp.dirname(path))
+            cv2.imwrite(path, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+        if is_main_process():
+            runner.logger.info(f'Heatmaps of {len(self._records)} samples written to {out_dir}')
+        self._records = []
