@@ -4,7 +4,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),
+    # Atomic writes (temporary file, then rename): a crash or a full disk never truncates a checkpoint. Keep
+    # max_keep_ckpts >= 2: mmengine deletes the oldest checkpoint before it writes the new one.
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True,
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
@@ -18,10 +21,12 @@ custom_hooks = [
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend=None),  # None: nccl with CUDA, gloo without (mmad.utils.init_distributed_if_needed)
+    # backend None: nccl with CUDA, gloo without (mmad.utils.init_distributed_if_needed); timeout in seconds.
+    dist_cfg=dict(backend=None),
 )
 
-# Each branch is wrapped on its own, so the model's train_step (one optimiser per branch) is used under DDP.
+# Each branch is wrapped on its own, so the model's train_step (one optimiser per branch) is used under DDP; the
+# frozen teacher is not wrapped. broadcast_buffers: every forward starts from rank 0's BatchNorm statistics.
 model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True,
                          find_unused_parameters=False)
 

@@ -7,8 +7,13 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from mmad.utils.checkpoint import (UnsafeCheckpointError, load_checkpoint_safely, register_safe_checkpoint_loader,
-                                   restore_history_buffers, to_safe_checkpoint)
+from mmad.utils.checkpoint import (
+    UnsafeCheckpointError,
+    load_checkpoint_safely,
+    register_safe_checkpoint_loader,
+    restore_history_buffers,
+    to_safe_checkpoint,
+)
 
 
 def _mmengine_like_checkpoint():

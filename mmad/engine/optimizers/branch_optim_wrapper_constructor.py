@@ -18,42 +18,43 @@ class BranchOptimWrapperConstructor:
     hold each branch as the child ``branch_<name>`` (itself possibly DDP-wrapped). The teacher and anything outside
     the branches get no optimiser. Two config forms:
 
-    - a template applied to every branch::
+    - a template applied to every branch (it has an ``optimizer``)::
 
         optim_wrapper = dict(constructor='BranchOptimWrapperConstructor', type='OptimWrapper',
                              optimizer=dict(type='Adam', lr=0.005, betas=(0.5, 0.999)))
 
-    - one entry per branch, keyed by modality (each entry may carry its own ``constructor`` and
-      ``paramwise_cfg``)::
+    - one entry per branch, keyed by modality, each with its own ``optimizer`` (and optionally ``constructor``,
+      ``paramwise_cfg``, ``type``...). The other top-level keys are defaults shared by every entry, an entry's own
+      keys win: ``tools/train.py --amp`` sets the top-level ``type='AmpOptimWrapper'``, which reaches every entry
+      that does not set ``type`` itself::
 
-        optim_wrapper = dict(constructor='BranchOptimWrapperConstructor',
-                             rgb=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=0.005)),
-                             depth=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=0.001)))
+        optim_wrapper = dict(constructor='BranchOptimWrapperConstructor', clip_grad=dict(max_norm=1.0),
+                             rgb=dict(optimizer=dict(type='Adam', lr=0.005)),
+                             depth=dict(optimizer=dict(type='Adam', lr=0.001)))
 
     A ``param_scheduler`` config without a ``type`` key but with one entry per modality schedules each branch on its
     own; a single scheduler config is applied by mmengine to every branch's optimiser.
 
     Args:
         optim_wrapper_cfg: The ``optim_wrapper`` config without ``constructor`` and ``paramwise_cfg``.
-        paramwise_cfg: Parameter-wise options applied to every branch with the template form.
+        paramwise_cfg: Parameter-wise options for every branch (an entry's own ``paramwise_cfg`` wins).
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:
         if not isinstance(optim_wrapper_cfg, dict):
             raise TypeError(f'optim_wrapper_cfg must be a dict, got {type(optim_wrapper_cfg).__name__}.')
-        self.optim_wrapper_cfg = copy.deepcopy(dict(optim_wrapper_cfg))
-        self.paramwise_cfg = paramwise_cfg
-        self.is_template = 'optimizer' in self.optim_wrapper_cfg
-        if not self.is_template:
-            not_dicts = [key for key, value in self.optim_wrapper_cfg.items() if not isinstance(value, dict)]
-            if not_dicts or not self.optim_wrapper_cfg:
-                raise ValueError(
-                    'BranchOptimWrapperConstructor: optim_wrapper needs either an `optimizer` (a template for every '
-                    f'branch) or one config dict per branch keyed by modality; got keys {sorted(self.optim_wrapper_cfg)}'
-                    f' (entries that are not dicts: {not_dicts}).')
-            if paramwise_cfg is not None:
-                raise ValueError('BranchOptimWrapperConstructor: with one config per branch, put `paramwise_cfg` '
-                                 'inside each branch entry, not at the top level.')
+        cfg = copy.deepcopy(dict(optim_wrapper_cfg))
+        if paramwise_cfg is not None:
+            cfg['paramwise_cfg'] = paramwise_cfg
+        self.is_template = 'optimizer' in cfg
+        self.branch_cfgs = {} if self.is_template else {
+            key: dict(value) for key, value in cfg.items() if isinstance(value, dict) and 'optimizer' in value}
+        self.shared_cfg = {key: value for key, value in cfg.items() if key not in self.branch_cfgs}
+        if not self.is_template and not self.branch_cfgs:
+            raise ValueError(
+                'BranchOptimWrapperConstructor: optim_wrapper needs either an `optimizer` (a template for every '
+                'branch) or one entry per branch keyed by modality, each with its own `optimizer`; got keys '
+                f'{sorted(cfg)}.')
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
         """Build the optimiser wrappers.
@@ -70,24 +71,24 @@ class BranchOptimWrapperConstructor:
         if not branch_names:
             raise TypeError(f'BranchOptimWrapperConstructor needs a model with `branch_names` (e.g. CRD), got '
                             f'{type(model).__name__}.')
-        branch_cfgs = self._branch_cfgs(branch_names)
         optim_wrappers = {}
-        for name in branch_names:
+        for name, cfg in self._branch_cfgs(branch_names).items():
             branch = getattr(model, f'branch_{name}')
             if is_model_wrapper(branch):
                 branch = branch.module
-            optim_wrappers[name] = build_optim_wrapper(branch, branch_cfgs[name])
+            optim_wrappers[name] = build_optim_wrapper(branch, cfg)
         return OptimWrapperDict(**optim_wrappers)
 
     def _branch_cfgs(self, branch_names: tuple[str, ...]) -> dict[str, dict]:
         if self.is_template:
-            template = copy.deepcopy(self.optim_wrapper_cfg)
-            if self.paramwise_cfg is not None:
-                template['paramwise_cfg'] = self.paramwise_cfg
-            return {name: copy.deepcopy(template) for name in branch_names}
-        missing = sorted(set(branch_names) - set(self.optim_wrapper_cfg))
-        unknown = sorted(set(self.optim_wrapper_cfg) - set(branch_names))
+            return {name: copy.deepcopy(self.shared_cfg) for name in branch_names}
+        missing = sorted(set(branch_names) - set(self.branch_cfgs))
+        unknown = sorted(set(self.branch_cfgs) - set(branch_names))
         if missing or unknown:
-            raise ValueError(f'BranchOptimWrapperConstructor: optim_wrapper has one entry per branch but its keys do '
-                             f'not match the branches {list(branch_names)}: missing {missing}, unknown {unknown}.')
-        return {name: copy.deepcopy(self.optim_wrapper_cfg[name]) for name in branch_names}
+            without_optimizer = sorted(set(missing) & set(self.shared_cfg))
+            raise ValueError(
+                'BranchOptimWrapperConstructor: the optim_wrapper entries do not match the branches '
+                f'{list(branch_names)}: missing {missing}, unknown {unknown}'
+                + (f' (entries {without_optimizer} have no `optimizer`).' if without_optimizer else '.'))
+        return {name: {**copy.deepcopy(self.shared_cfg), **copy.deepcopy(self.branch_cfgs[name])}
+                for name in branch_names}

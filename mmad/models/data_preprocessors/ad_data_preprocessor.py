@@ -38,12 +38,13 @@ class ADDataPreprocessor(BaseDataPreprocessor):
             raise ValueError('ADDataPreprocessor needs at least one modality with its mean and std.')
         self.modalities = tuple(modalities)
         for name, settings in modalities.items():
-            mean, std = (torch.tensor(settings[key], dtype=torch.float32).flatten() for key in ('mean', 'std'))
-            if mean.numel() not in (1, 3) or std.numel() not in (1, 3):
+            mean, std = ([float(value) for value in settings[key]] for key in ('mean', 'std'))
+            if len(mean) not in (1, 3) or len(std) not in (1, 3):
                 raise ValueError(f'ADDataPreprocessor: mean and std of modality {name!r} need 1 or 3 values, got '
-                                 f'{mean.numel()} and {std.numel()}.')
-            if (std <= 0).any():
-                raise ValueError(f'ADDataPreprocessor: std of modality {name!r} must be positive, got {std.tolist()}.')
+                                 f'{len(mean)} and {len(std)}.')
+            if min(std) <= 0:
+                raise ValueError(f'ADDataPreprocessor: std of modality {name!r} must be positive, got {std}.')
+            mean, std = torch.tensor(mean), torch.tensor(std)
             self.register_buffer(f'{name}_mean', mean.view(-1, 1, 1), persistent=False)
             self.register_buffer(f'{name}_std', std.view(-1, 1, 1), persistent=False)
 

@@ -1,0 +1,4 @@
+"""Frozen teachers (feature encoders)."""
+from .timm_encoder import TimmEncoder
+
+__all__ = ['TimmEncoder']

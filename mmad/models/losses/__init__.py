@@ -1,0 +1,4 @@
+"""Losses."""
+from .reverse_distillation_loss import ReverseDistillationLoss
+
+__all__ = ['ReverseDistillationLoss']
