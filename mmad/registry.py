@@ -53,8 +53,8 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, locations=['mmad.engine'])
 
 # Evaluation.
-METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['mmad.evaluation'])
-EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['mmad.evaluation'])
+METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['mmad.evaluation.metrics'])
+EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['mmad.evaluation.metrics'])
 
 # Visualisation and logging.
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, locations=['mmad.visualization'])

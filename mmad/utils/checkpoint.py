@@ -7,7 +7,7 @@ let a crafted file run code. mmad keeps ``weights_only=True`` and instead change
 - :func:`to_safe_checkpoint` turns numpy values into tensors / Python scalars and each ``HistoryBuffer`` into a
   tagged dict of tensors (done by ``SafeCheckpointHook.before_save_checkpoint``);
 - :func:`restore_history_buffers` turns the tagged dicts back (``SafeCheckpointHook.after_load_checkpoint``);
-- :func:`load_checkpoint_safely` replaces mmengine's loader for local paths: ``weights_only=True`` with the small
+- :func:`load_from_local_safely` replaces mmengine's loader for local paths: ``weights_only=True`` with the small
   allow-list :data:`SAFE_GLOBALS`, and a clear :class:`UnsafeCheckpointError` for anything else.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def restore_history_buffers(obj: Any) -> Any:
     return obj
 
 
-def load_checkpoint_safely(filename: str, map_location: str | torch.device | None = None) -> dict:
+def load_from_local_safely(filename: str, map_location: str | torch.device | None = None) -> dict:
     """Load a local checkpoint with ``weights_only=True`` and the allow-list :data:`SAFE_GLOBALS`.
 
     Args:
@@ -102,5 +102,5 @@ def load_checkpoint_safely(filename: str, map_location: str | torch.device | Non
 
 
 def register_safe_checkpoint_loader() -> None:
-    """Make :func:`load_checkpoint_safely` mmengine's loader for local paths (``load_from``, resume, test)."""
-    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_safely, force=True)
+    """Make :func:`load_from_local_safely` mmengine's loader for local paths (``load_from``, resume, test)."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely, force=True)

@@ -13,7 +13,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     """
     import mmad.datasets  # noqa: F401
     import mmad.engine  # noqa: F401
-    import mmad.evaluation  # noqa: F401
+    import mmad.evaluation.metrics  # noqa: F401
     import mmad.models  # noqa: F401
     import mmad.visualization  # noqa: F401
     from mmad.utils.checkpoint import register_safe_checkpoint_loader

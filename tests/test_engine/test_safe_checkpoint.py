@@ -9,7 +9,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmad.utils.checkpoint import (
     UnsafeCheckpointError,
-    load_checkpoint_safely,
+    load_from_local_safely,
     register_safe_checkpoint_loader,
     restore_history_buffers,
     to_safe_checkpoint,
@@ -31,13 +31,13 @@ def test_raw_mmengine_checkpoint_is_refused_with_clear_error(tmp_path):
     path = tmp_path / 'raw.pth'
     torch.save(_mmengine_like_checkpoint(), path)
     with pytest.raises(UnsafeCheckpointError, match='raw.pth'):
-        load_checkpoint_safely(str(path))
+        load_from_local_safely(str(path))
 
 
 def test_sanitised_checkpoint_round_trip(tmp_path):
     path = tmp_path / 'safe.pth'
     torch.save(to_safe_checkpoint(_mmengine_like_checkpoint()), path)
-    loaded = load_checkpoint_safely(str(path))
+    loaded = load_from_local_safely(str(path))
     assert loaded['meta']['seed'] == 42 and isinstance(loaded['meta']['seed'], int)
     assert loaded['message_hub']['runtime_info']['lr'] == pytest.approx(0.005)
     assert torch.equal(loaded['message_hub']['runtime_info']['hist'], torch.arange(3))
@@ -67,7 +67,7 @@ def test_malicious_checkpoint_never_runs(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'payload': _RunsCode(marker)}, path)
     with pytest.raises(UnsafeCheckpointError) as info:
-        load_checkpoint_safely(str(path))
+        load_from_local_safely(str(path))
     message = str(info.value)
     assert 'evil.pth' in message and 'system' in message and 'weights_only' in message
     assert not marker.exists()
@@ -88,4 +88,4 @@ def test_mmengine_uses_the_safe_loader(tmp_path):
 
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        load_checkpoint_safely(str(tmp_path / 'nope.pth'))
+        load_from_local_safely(str(tmp_path / 'nope.pth'))

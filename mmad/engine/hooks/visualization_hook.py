@@ -26,16 +26,18 @@ class AnomalyMapVisualizationHook(Hook):
         max_samples: Draw at most this many samples (None: all).
         low: Percentile drawn as the coldest colour.
         high: Percentile drawn as the hottest colour.
+        tile_size: Side of each drawn tile in pixels (maps smaller than this are enlarged for viewing).
     """
 
     priority = 'LOW'
 
     def __init__(self, out_dir: str = 'heatmaps', max_samples: int | None = None, low: float = 1.0,
-                 high: float = 99.9) -> None:
+                 high: float = 99.9, tile_size: int = 192) -> None:
         self.out_dir = out_dir
         self.max_samples = max_samples
         self.low = low
         self.high = high
+        self.tile_size = tile_size
         self._records: list[dict] = []
 
     def before_test(self, runner) -> None:
@@ -67,14 +69,19 @@ class AnomalyMapVisualizationHook(Hook):
             values = np.concatenate([r['maps'][name].ravel() for r in self._records]).astype(np.float32)
             ranges[name] = (float(np.percentile(values, self.low)), float(np.percentile(values, self.high)))
         for record in self._records:
-            size = record['maps']['fused'].shape
+            height, width = record['maps']['fused'].shape
+            scale = max(1.0, self.tile_size / max(height, width))
+            size = (round(width * scale), round(height * scale))
             image = cv2.imread(record['img_path'], cv2.IMREAD_COLOR) if record['img_path'] else None
             if image is None:
-                image = np.zeros((*size, 3), np.uint8)
-            image = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (size[1], size[0]),
-                               interpolation=cv2.INTER_LINEAR)
-            maps = {name: record['maps'][name].astype(np.float32) for name in names}
-            panel = draw_sample_panel(image, record['gt_mask'], maps, ranges,
+                image = np.zeros((height, width, 3), np.uint8)
+            image = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size, interpolation=cv2.INTER_LINEAR)
+            maps = {name: cv2.resize(record['maps'][name].astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+                    for name in names}
+            gt_mask = record['gt_mask']
+            if gt_mask is not None:
+                gt_mask = cv2.resize(gt_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+            panel = draw_sample_panel(image, gt_mask, maps, ranges,
                                       title=f"{record['defect_type']} {record['score']:.2f}")
             path = osp.join(out_dir, record['defect_type'], f"{record['sample_name']}.png")
             mmengine.mkdir_or_exist(osp.dirname(path))
