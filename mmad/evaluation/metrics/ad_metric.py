@@ -1,0 +1,271 @@
+"""``ADMetric``: image- and pixel-level anomaly-detection metrics, per defect type, for the fused and branch scores.
+
+For the fused prediction (``pred_score`` / ``anomaly_map``) and for each branch (``branch_scores`` /
+``branch_maps``, named by modality), on every subset (``all``, and each defect type together with the good
+samples) it reports I-AUROC, I-AP (image label = the ground truth holds an anomalous pixel; score = the image
+score), P-AUROC and P-AP over all pixels, and AU-PRO at each integration limit (``AUPRO@0.3``).
+
+Example:
+    >>> val_evaluator = dict(type='ADMetric', integration_limits=(0.3, 0.05), out_dir='work_dirs/crd')
+"""
+import json
+import math
+import os
+import os.path as osp
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cv2
+import mmcv
+import numpy as np
+import torch
+from mmengine import fileio
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+
+from mmad.registry import METRICS
+
+from ..functional import auroc, average_precision, pixel_metrics
+from .results_table import format_metrics_table
+
+FUSED = 'fused'
+RESOLUTIONS = ('map', 'native')
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """Convert a tensor (any device) or array-like to a numpy array (a view of CPU tensors and arrays)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _sample_name(sample: Mapping) -> str:
+    """A name of a data sample for error messages: its image path, sample name or index."""
+    for key in ('img_path', 'sample_name', 'sample_idx'):
+        if sample.get(key) is not None:
+            return str(sample[key])
+    return '<unnamed sample>'
+
+
+def read_native_mask(gt_path: str | None, ori_shape: Sequence[int]) -> np.ndarray:
+    """Read a ground-truth mask at its native size and binarise it (non-zero = anomalous).
+
+    Args:
+        gt_path: Path (or backend URI) of the mask image; None for a good sample.
+        ori_shape: Native (H0, W0) of the sample.
+
+    Returns:
+        Bool mask of shape (H0, W0); all False when ``gt_path`` is None.
+
+    Raises:
+        ValueError: If the file cannot be decoded or its size differs from ``ori_shape``.
+    """
+    ori_shape = tuple(int(size) for size in ori_shape)
+    if gt_path is None:
+        return np.zeros(ori_shape, dtype=bool)
+    image = mmcv.imfrombytes(fileio.get(gt_path), flag='unchanged')
+    if image is None:
+        raise ValueError(f'{gt_path}: cannot decode the ground-truth mask; expected an image file.')
+    mask = image > 0
+    if mask.ndim == 3:
+        mask = mask.any(axis=2)
+    if mask.shape != ori_shape:
+        raise ValueError(f'{gt_path}: ground-truth mask has shape {mask.shape}, expected ori_shape {ori_shape}.')
+    return mask
+
+
+@METRICS.register_module()
+class ADMetric(BaseMetric):
+    """Anomaly-detection metrics of the fused and per-branch predictions, per defect type.
+
+    ``process`` keeps, per sample, the image scores, the anomaly maps at the maps' size (``map_dtype``, never
+    float64), the bool ground-truth mask, the defect type, ``gt_path`` and ``ori_shape``. ``compute_metrics``
+    evaluates either at the maps' size against ``gt_mask`` (``resolution='map'``, the paper's protocol), or at each
+    sample's native size (``resolution='native'``, the official MVTec 3D-AD protocol): maps are upsampled bilinearly
+    to ``ori_shape`` and compared with the mask read from ``gt_path`` (binarised > 0, all zero when None).
+
+    Results are fractions; undefined metrics (e.g. one class only) are NaN, written as null in ``metrics.json``:
+    ``{"fused": {"all": {"I-AUROC": .., "P-AUROC": .., "AUPRO@0.3": .., "I-AP": .., "P-AP": ..},
+    "<defect>": {...}}, "<modality>": {...}}``.
+
+    Args:
+        integration_limits: FPR limits of the AU-PRO, each in (0, 1]; one ``AUPRO@<limit>`` entry per limit.
+        resolution: ``'map'`` or ``'native'``.
+        out_dir: Folder that receives ``metrics.json`` (created if missing); nothing is written when None.
+        normal_defect_type: Defect type of the good samples, added to every per-defect subset.
+        map_dtype: ``'float32'`` or ``'float16'``, the dtype the maps are kept in until ``compute_metrics``.
+        collect_device: Device used to collect results across ranks, ``'cpu'`` or ``'gpu'``.
+        prefix: Prefix of the metric names; none by default (``default_prefix = ''``), so that keys read
+            ``fused/all/I-AUROC``.
+        collect_dir: Folder used to collect results across ranks with ``collect_device='cpu'``.
+    """
+
+    default_prefix = ''
+
+    def __init__(self,
+                 integration_limits: Sequence[float] = (0.3,),
+                 resolution: str = 'map',
+                 out_dir: str | None = None,
+                 normal_defect_type: str = 'good',
+                 map_dtype: str = 'float32',
+                 collect_device: str = 'cpu',
+                 prefix: str | None = None,
+                 collect_dir: str | None = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
+        self.integration_limits = tuple(float(limit) for limit in integration_limits)
+        if not self.integration_limits:
+            raise ValueError('integration_limits must hold at least one FPR limit, e.g. (0.3,).')
+        for limit in self.integration_limits:
+            if not 0.0 < limit <= 1.0:
+                raise ValueError(f'integration_limits must lie in (0, 1], got {limit}.')
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f'resolution must be one of {RESOLUTIONS}, got {resolution!r}.')
+        if map_dtype not in ('float32', 'float16'):
+            raise ValueError(f"map_dtype must be 'float32' or 'float16', got {map_dtype!r}.")
+        self.resolution = resolution
+        self.out_dir = out_dir
+        self.normal_defect_type = normal_defect_type
+        self.map_dtype = np.dtype(map_dtype)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the reported metrics, in table order."""
+        au_pro_names = [f'AUPRO@{limit:g}' for limit in self.integration_limits]
+        return ['I-AUROC', 'P-AUROC', *au_pro_names, 'I-AP', 'P-AP']
+
+    def process(self, data_batch: Any, data_samples: Sequence[Mapping]) -> None:
+        """Keep the scores, maps and ground truth of a batch of predicted data samples (as dicts).
+
+        Args:
+            data_batch: The batch from the dataloader (not used).
+            data_samples: ``ADDataSample.to_dict()`` of each sample: ``pred_score`` (tensor ()), ``anomaly_map``
+                (tensor (S, S)), optional ``branch_scores`` / ``branch_maps`` (dict modality -> tensor () /
+                (S, S)), ``gt_mask`` (bool tensor (S, S)), ``defect_type``, ``gt_path`` and ``ori_shape``.
+        """
+        for sample in data_samples:
+            self.results.append(self._collect_sample(sample))
+
+    def _collect_sample(self, sample: Mapping) -> dict:
+        """Extract what the metrics need from one data sample, as small CPU numpy arrays."""
+        name = _sample_name(sample)
+        required = ['pred_score', 'anomaly_map', 'gt_mask', 'defect_type']
+        if self.resolution == 'native':
+            required += ['gt_path', 'ori_shape']
+        missing = [key for key in required if key not in sample]
+        if missing:
+            raise KeyError(f'ADMetric: data sample {name} lacks {missing}; expected the predictions of the model '
+                           '(pred_score, anomaly_map) and the packed ground truth (gt_mask, defect_type, gt_path, '
+                           'ori_shape).')
+        branch_scores = dict(sample.get('branch_scores') or {})
+        branch_maps = dict(sample.get('branch_maps') or {})
+        if FUSED in branch_maps or set(branch_scores) != set(branch_maps):
+            raise ValueError(f'ADMetric: data sample {name} has branch_scores for {sorted(branch_scores)} and '
+                             f'branch_maps for {sorted(branch_maps)}; expected the same modalities, none named '
+                             f'{FUSED!r}.')
+        # Own copies: a view would keep the model's batch tensors alive and see later in-place changes.
+        gt_mask = _to_numpy(sample['gt_mask']).astype(bool)
+        scores = {FUSED: float(sample['pred_score'])}
+        maps = {FUSED: _to_numpy(sample['anomaly_map']).astype(self.map_dtype)}
+        for modality, branch_map in branch_maps.items():
+            scores[modality] = float(branch_scores[modality])
+            maps[modality] = _to_numpy(branch_map).astype(self.map_dtype)
+        for source, score_map in maps.items():
+            if score_map.shape != gt_mask.shape:
+                raise ValueError(f'ADMetric: data sample {name}: the {source} map has shape {score_map.shape} but '
+                                 f'gt_mask has shape {gt_mask.shape}; expected equal shapes.')
+        ori_shape = sample.get('ori_shape')
+        return dict(
+            name=name,
+            defect_type=str(sample['defect_type']),
+            gt_path=sample.get('gt_path'),
+            ori_shape=None if ori_shape is None else tuple(int(size) for size in ori_shape),
+            gt_mask=gt_mask,
+            scores=scores,
+            maps=maps)
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        """Compute every metric, log the table and write ``metrics.json`` to ``out_dir``.
+
+        Args:
+            results: The per-sample dicts kept by :meth:`process`, from every rank.
+
+        Returns:
+            Flat ``{'<scores>/<subset>/<metric>': fraction}``, e.g. ``fused/all/I-AUROC`` or ``rgb/color/P-AP``.
+        """
+        if not results:
+            raise ValueError('ADMetric: no data sample was processed; expected the predictions of the test set.')
+        sources = list(results[0]['maps'])
+        for result in results:
+            if list(result['maps']) != sources:
+                raise ValueError(f'ADMetric: data sample {result["name"]} has maps {list(result["maps"])}, but the '
+                                 f'first sample has {sources}; expected the same branches for every sample.')
+        gt_masks = self._ground_truths(results)
+        image_labels = np.array([mask.any() for mask in gt_masks])
+        subsets = self._subsets([result['defect_type'] for result in results])
+        metrics = {}
+        for source in sources:
+            maps = self._maps(results, source)
+            image_scores = np.array([result['scores'][source] for result in results], dtype=np.float64)
+            metrics[source] = {
+                subset: self._subset_metrics(indices, maps, gt_masks, image_labels, image_scores)
+                for subset, indices in subsets.items()
+            }
+        print_log('\n' + format_metrics_table(metrics), logger='current')
+        if self.out_dir is not None:
+            self._write_json(metrics)
+        return {
+            f'{source}/{subset}/{name}': value
+            for source, source_metrics in metrics.items()
+            for subset, values in source_metrics.items()
+            for name, value in values.items()
+        }
+
+    def _subsets(self, defect_types: list[str]) -> dict[str, np.ndarray]:
+        """Indices of ``all`` and of each defect type together with the good samples, by name."""
+        defect_types = np.array(defect_types)
+        is_normal = defect_types == self.normal_defect_type
+        subsets = {'all': np.arange(defect_types.size)}
+        for defect in sorted(set(defect_types.tolist()) - {self.normal_defect_type}):
+            subsets[defect] = np.flatnonzero(is_normal | (defect_types == defect))
+        return subsets
+
+    def _ground_truths(self, results: list) -> list[np.ndarray]:
+        """Bool ground-truth masks at the evaluation resolution, one (H, W) array per sample."""
+        if self.resolution == 'map':
+            return [result['gt_mask'] for result in results]
+        return [read_native_mask(result['gt_path'], result['ori_shape']) for result in results]
+
+    def _maps(self, results: list, source: str) -> list[np.ndarray]:
+        """Anomaly maps of one source at the evaluation resolution, one (H, W) array per sample."""
+        if self.resolution == 'map':
+            return [result['maps'][source] for result in results]
+        return [
+            cv2.resize(result['maps'][source].astype(np.float32, copy=False),
+                       (result['ori_shape'][1], result['ori_shape'][0]), interpolation=cv2.INTER_LINEAR)
+            for result in results
+        ]
+
+    def _subset_metrics(self, indices: np.ndarray, maps: list[np.ndarray], gt_masks: list[np.ndarray],
+                        image_labels: np.ndarray, image_scores: np.ndarray) -> dict[str, float]:
+        """Every metric of one source on the samples at ``indices``, keyed as :attr:`metric_names`."""
+        pixel = pixel_metrics([maps[index] for index in indices], [gt_masks[index] for index in indices],
+                              self.integration_limits)
+        labels, scores = image_labels[indices], image_scores[indices]
+        values = [auroc(labels, scores), pixel.auroc, *pixel.au_pros, average_precision(labels, scores),
+                  pixel.average_precision]
+        return dict(zip(self.metric_names, values))
+
+    def _write_json(self, metrics: dict) -> None:
+        """Write the nested metrics to ``out_dir/metrics.json``, NaN as null."""
+        serialisable = {
+            source: {
+                subset: {name: None if math.isnan(value) else value for name, value in values.items()}
+                for subset, values in source_metrics.items()
+            }
+            for source, source_metrics in metrics.items()
+        }
+        os.makedirs(self.out_dir, exist_ok=True)
+        path = osp.join(self.out_dir, 'metrics.json')
+        with open(path, 'w', encoding='utf-8') as file:
+            json.dump(serialisable, file, indent=2, allow_nan=False)
+        print_log(f'ADMetric: metrics written to {path}', logger='current')
