@@ -9,6 +9,9 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True,
                     backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Several processes: average the BatchNorm statistics of all ranks after each epoch, before the validation
+    # statistics and the checkpoint (a no-op in one process).
+    sync_buffers=dict(type='SyncBuffersHook'),
 )
 
 # SafeCheckpointHook: checkpoints load with torch.load(weights_only=True).

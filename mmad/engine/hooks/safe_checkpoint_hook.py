@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
 
 from mmad.registry import HOOKS
 from mmad.utils.checkpoint import register_safe_checkpoint_loader, restore_history_buffers, to_safe_checkpoint
@@ -11,6 +12,8 @@ from mmad.utils.checkpoint import register_safe_checkpoint_loader, restore_histo
 @HOOKS.register_module()
 class SafeCheckpointHook(Hook):
     """Sanitise checkpoints before saving, restore message-hub history after loading.
+
+    The model's state dict is saved without the keys of nested DDP wrappers (``branch_rgb.module.*``).
 
     Before saving it also records what inference needs in ``checkpoint['meta']['mmad']``: the modality list, the
     branch names, the image size (``cfg.image_size`` when the config defines it) and whether the validation
@@ -37,6 +40,9 @@ class SafeCheckpointHook(Hook):
         if hasattr(model, 'val_stats_ready'):
             info['val_stats_ready'] = bool(model.val_stats_ready)
         checkpoint.setdefault('meta', {})['mmad'] = info
+        # Under MMSeparateDistributedDataParallel the branches are wrapped inside the model, so model.state_dict()
+        # has keys like 'branch_rgb.module.ocbe...'; save wrapper-free keys, which load into any model.
+        checkpoint['state_dict'] = weights_to_cpu(get_state_dict(model))
         for key in list(checkpoint):
             checkpoint[key] = to_safe_checkpoint(checkpoint[key])
 

@@ -93,8 +93,10 @@ class ValidationStatisticsHook(Hook):
         model = _unwrap(runner.model)
         if bool(model.val_stats_ready):
             return
-        warnings.warn(f'The model has no validation statistics (mean/std of the branch maps) for {stage}; '
-                      'computing them now from the validation dataloader.', stacklevel=2)
+        message = (f'The model has no validation statistics (mean/std of the branch maps) for {stage}; '
+                   'computing them now from the validation dataloader.')
+        warnings.warn(message, stacklevel=2)
+        runner.logger.warning(message)
         self.compute_statistics(runner)
 
     def _get_dataloader(self, runner: Runner) -> DataLoader:

@@ -1,0 +1,95 @@
+"""mmad.utils.dist: backend choice, CPU (gloo) initialisation from launcher variables, DDP without device_ids."""
+import json
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel, MMSeparateDistributedDataParallel
+from process_helpers import REPO, free_port, run_ok, tool_env
+
+from mmad.registry import MODEL_WRAPPERS
+from mmad.utils import cpu_model_wrapper_cfg, default_backend, init_distributed_if_needed
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only set-up')
+
+LAUNCHER_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT', 'SLURM_PROCID',
+                      'SLURM_NTASKS', 'SLURM_LOCALID', 'SLURM_NODELIST', 'OMPI_COMM_WORLD_RANK',
+                      'OMPI_COMM_WORLD_SIZE')
+
+INIT_IN_SUBPROCESS = """
+import json, os
+import torch.distributed as dist
+from mmengine.config import Config
+from mmad.utils import init_distributed_if_needed
+cfg = Config(dict(launcher='slurm', env_cfg=dict(dist_cfg=dict(backend=None, timeout=60)),
+                  model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True)))
+init_distributed_if_needed(cfg)
+print(json.dumps(dict(backend=dist.get_backend(), world_size=dist.get_world_size(), rank=dist.get_rank(),
+                      local_rank=os.environ['LOCAL_RANK'], dist_cfg=cfg.env_cfg.dist_cfg.to_dict(),
+                      wrapper=cfg.model_wrapper_cfg.to_dict())))
+dist.destroy_process_group()
+"""
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_backend_is_gloo_without_cuda():
+    assert default_backend() == 'gloo'
+
+
+def test_no_launcher_leaves_the_config_alone(clean_env):
+    cfg = Config(dict(launcher='none', env_cfg=dict(dist_cfg=dict(backend=None))))
+    init_distributed_if_needed(cfg)
+    assert cfg.env_cfg.dist_cfg.backend is None
+    assert not torch.distributed.is_initialized()
+
+
+def test_nccl_without_cuda_is_refused_with_the_fix(clean_env):
+    cfg = Config(dict(launcher='pytorch', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    with pytest.raises(RuntimeError, match="'nccl' needs CUDA.*env_cfg.dist_cfg.backend=gloo"):
+        init_distributed_if_needed(cfg)
+
+
+@pytest.mark.parametrize('launcher, missing', [('pytorch', "'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'"),
+                                               ('slurm', "'SLURM_PROCID', 'SLURM_NTASKS'"),
+                                               ('mpi', "'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE'")])
+def test_missing_launcher_variables_are_named(clean_env, launcher, missing):
+    cfg = Config(dict(launcher=launcher))
+    with pytest.raises(RuntimeError, match=f'--launcher {launcher} on CPU needs the environment variables '
+                                           rf'\[{missing}\]'):
+        init_distributed_if_needed(cfg)
+
+
+def test_unknown_launcher_is_refused():
+    with pytest.raises(ValueError, match="Unknown launcher 'ray'"):
+        init_distributed_if_needed(Config(dict(launcher='ray')))
+
+
+def test_cpu_wrappers_have_no_device_ids():
+    separate = cpu_model_wrapper_cfg(dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True))
+    assert separate == dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True, device_ids=None)
+    default = cpu_model_wrapper_cfg(None, find_unused_parameters=True)
+    assert default == dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                           find_unused_parameters=True)
+    assert issubclass(MODEL_WRAPPERS.get(default['type']), MMDistributedDataParallel)
+    assert issubclass(MODEL_WRAPPERS.get(separate['type']), MMSeparateDistributedDataParallel)
+    with pytest.raises(KeyError, match="'NoSuchWrapper' is not a registered model wrapper"):
+        cpu_model_wrapper_cfg(dict(type='NoSuchWrapper'))
+
+
+def test_slurm_variables_initialise_gloo(tmp_path):
+    env = tool_env(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_LOCALID='0', MASTER_ADDR='127.0.0.1',
+                   MASTER_PORT=str(free_port()))
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        env.pop(name, None)
+    finished = run_ok([sys.executable, '-c', INIT_IN_SUBPROCESS], REPO, env, timeout=120)
+    result = json.loads(finished.output.strip().splitlines()[-1])
+    assert result == dict(backend='gloo', world_size=1, rank=0, local_rank='0',
+                          dist_cfg=dict(backend='gloo', timeout=60),
+                          wrapper=dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True,
+                                       device_ids=None))
