@@ -9,7 +9,7 @@ _base_ = [
 ]
 data_root = 'data/synthetic_mvtec3d'
 category = 'synthetic'
-image_size = 64
+image_size = 96
 modalities = ('rgb', 'depth')
 
 train_pipeline = [

@@ -16,7 +16,7 @@ from mmad.utils import load_from_local_safely, register_all_modules, to_safe_che
 
 CONFIG = str(Path(__file__).resolve().parents[2] / 'configs' / 'crd' / 'crd_demo_synthetic.py')
 SEED = 0
-EPOCHS = 40
+EPOCHS = 20
 METRIC_NAMES = {'I-AUROC', 'I-AP', 'P-AUROC', 'P-AP', 'AUPRO@0.3'}
 
 
@@ -77,9 +77,9 @@ def test_detection_quality(trained):
 def test_checkpoint_carries_inference_metadata(trained):
     checkpoint = load_from_local_safely(str(trained['checkpoint']))
     info = checkpoint['meta']['mmad']
-    assert info == dict(image_size=64, modalities=['rgb', 'depth'], branch_names=['rgb', 'depth'],
+    assert info == dict(image_size=96, modalities=['rgb', 'depth'], branch_names=['rgb', 'depth'],
                         val_stats_ready=True)
-    assert "image_size = 64" in checkpoint['meta']['cfg']
+    assert "image_size = 96" in checkpoint['meta']['cfg']
     state = checkpoint['state_dict']
     assert bool(state['val_stats_ready'])
     assert state['val_mean'].dtype == torch.float64 and state['val_mean'].shape == (2, )
