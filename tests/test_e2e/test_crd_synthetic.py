@@ -24,7 +24,7 @@ def _config(data_root, work_dir, checkpoint=None):
     cfg = Config.fromfile(CONFIG)
     cfg.work_dir = str(work_dir)
     cfg.log_level = 'WARNING'
-    cfg.randomness = dict(seed=SEED, deterministic=False)
+    cfg.randomness = dict(seed=SEED, deterministic=True)
     cfg.train_cfg.max_epochs = EPOCHS
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=EPOCHS, save_last=True)
     cfg.custom_hooks = [dict(type='SafeCheckpointHook'),
