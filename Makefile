@@ -1,6 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Both set up .venv first (idempotent).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Run as if the venv were activated, so that tools calling `python` (e.g. tools/dist_train.sh) use it.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo test lint
 

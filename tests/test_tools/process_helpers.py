@@ -30,7 +30,9 @@ def free_port() -> int:
 
 def tool_env(**extra: str) -> dict[str, str]:
     """Environment of a tool process: one thread, the repo and the test plugins importable."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1', PYTHON=sys.executable)
+    # The launch scripts run `python`: make it this interpreter even when its venv is not activated.
+    env['PATH'] = os.pathsep.join([str(Path(sys.executable).parent), env.get('PATH', '')])
     env['PYTHONPATH'] = os.pathsep.join([str(REPO), str(PLUGIN_DIR), env.get('PYTHONPATH', '')]).rstrip(os.pathsep)
     env.update(extra)
     return env
