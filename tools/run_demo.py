@@ -64,7 +64,7 @@ def main() -> None:
          *options])
     with open(osp.join(args.work_dir, 'metrics.json')) as f:
         metrics = json.load(f)
-    console.rule('CRD demo: synthetic data, resnet18 teacher with RANDOM weights (not ImageNet)')
+    console.rule('CRD demo: synthetic data, random-init resnet18 teacher')
     print_metrics(metrics, console)
     console.print(f'metrics.json and heatmaps: {args.work_dir} (heatmaps/<defect>/<sample>.png)')
     console.print(f'demo wall time: {time.time() - start:.0f} s')
