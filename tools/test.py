@@ -4,12 +4,12 @@ Writes ``metrics.json`` (fused and per branch, per defect type) into the work di
 """
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmad.utils import init_distributed_if_needed, register_all_modules
+from mmad.utils.tool_args import apply_common_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,13 +32,7 @@ def parse_args() -> argparse.Namespace:
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command-line arguments to the config."""
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_common_args(cfg, args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]

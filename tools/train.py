@@ -8,7 +8,6 @@ the last good checkpoint (checkpoints are written atomically, so that one is int
 import argparse
 import errno
 import os
-import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
@@ -16,6 +15,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmad.utils import find_last_checkpoint, init_distributed_if_needed, register_all_modules, remove_temp_files
+from mmad.utils.tool_args import apply_common_args
 
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 DISK_FULL_MESSAGES = ('No space left on device', 'Disk quota exceeded', 'File too large')
@@ -46,13 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command-line arguments to the config."""
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_common_args(cfg, args)
     if args.amp:
         cfg.optim_wrapper.setdefault('type', 'OptimWrapper')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
