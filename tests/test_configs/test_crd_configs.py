@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'crd'
+MVTEC3D = ['bagel', 'cable_gland', 'carrot', 'cookie', 'dowel', 'foam', 'peach', 'potato', 'rope', 'tire']
+EYECANDIES = ['CandyCane', 'ChocolateCookie', 'ChocolatePraline', 'Confetto', 'GummyBear', 'HazelnutTruffle',
+              'LicoriceSandwich', 'Lollipop', 'Marshmallow', 'PeppermintCandy']
+
+
+def _snake(name):
+    return ''.join(f'_{c.lower()}' if c.isupper() else c for c in name).lstrip('_')
+
+
+def _check_common(cfg, category, modalities):
+    for key in ('train_dataloader', 'val_stats_dataloader', 'test_dataloader'):
+        assert cfg[key].dataset.category == category
+        pack = cfg[key].dataset.pipeline[-1]
+        assert pack.type == 'PackADInputs' and tuple(pack.modalities) == modalities
+    assert tuple(cfg.model.modalities) == modalities
+    assert set(cfg.model.data_preprocessor.modalities) == set(modalities)
+    assert cfg.model.teacher.model_name == 'wide_resnet50_2.tv_in1k' and cfg.model.teacher.pretrained
+    assert cfg.train_dataloader.batch_size == 16 and cfg.image_size == 256
+    assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=0.005, betas=(0.5, 0.999))
+    assert cfg.param_scheduler == dict(type='ExponentialLR', gamma=0.95, by_epoch=True)
+    assert cfg.val_stats_dataloader.sampler.round_up is False
+
+
+@pytest.mark.parametrize('category', MVTEC3D)
+def test_mvtec3d_configs_have_the_paper_settings(category):
+    cfg = Config.fromfile(CONFIG_DIR / f'crd_mvtec3d_{category}.py')
+    _check_common(cfg, category, ('rgb', 'depth'))
+    assert cfg.train_dataloader.dataset.data_root == 'data/mvtec_3d_anomaly_detection'
+    assert cfg.train_cfg.max_epochs == 200
+
+
+@pytest.mark.parametrize('category', EYECANDIES)
+def test_eyecandies_configs(category):
+    cfg = Config.fromfile(CONFIG_DIR / f'crd_eyecandies_{_snake(category)}.py')
+    _check_common(cfg, category, ('rgb', 'normals'))
+    assert cfg.train_dataloader.dataset.type == 'EyecandiesDataset'
+    assert cfg.train_cfg.max_epochs == 100
+
+
+def test_every_crd_config_is_covered():
+    expected = {f'crd_mvtec3d_{c}.py' for c in MVTEC3D} | {f'crd_eyecandies_{_snake(c)}.py' for c in EYECANDIES}
+    expected.add('crd_demo_synthetic.py')
+    assert {p.name for p in CONFIG_DIR.glob('*.py')} == expected
