@@ -221,10 +221,15 @@ def _sample_scene(rng: np.random.Generator, style: _CategoryStyle, height: int, 
         noise_seed=int(rng.integers(2**62)))
 
 
-def _to_object_frame(scene: _Scene, s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cos, sin = np.cos(scene.object_angle), np.sin(scene.object_angle)
-    ds, dt = s - scene.object_centre[0], t - scene.object_centre[1]
+def _rotate_into_frame(s: np.ndarray, t: np.ndarray, centre, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Plane coordinates ``s``, ``t`` in the frame centred at ``centre`` and rotated by ``angle``."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    ds, dt = s - centre[0], t - centre[1]
     return cos * ds + sin * dt, -sin * ds + cos * dt
+
+
+def _to_object_frame(scene: _Scene, s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _rotate_into_frame(s, t, scene.object_centre, scene.object_angle)
 
 
 def _object_height(scene: _Scene, s: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -243,9 +248,7 @@ def _irregular_radius(defect: _Defect, angle: np.ndarray) -> np.ndarray:
 
 
 def _defect_frame(defect: _Defect, s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cos, sin = np.cos(defect.angle), np.sin(defect.angle)
-    ds, dt = s - defect.centre[0], t - defect.centre[1]
-    return cos * ds + sin * dt, -sin * ds + cos * dt
+    return _rotate_into_frame(s, t, defect.centre, defect.angle)
 
 
 def _blob_radius(defect: _Defect, s: np.ndarray, t: np.ndarray) -> np.ndarray:
