@@ -8,7 +8,7 @@ import os
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmad.utils import init_distributed_if_needed, register_all_modules
+from mmad.utils import init_distributed_if_needed, register_all_modules, shutdown_distributed
 from mmad.utils.tool_args import apply_common_args
 
 
@@ -51,6 +51,7 @@ def main() -> None:
     init_distributed_if_needed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.test()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -14,7 +14,13 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmad.utils import find_last_checkpoint, init_distributed_if_needed, register_all_modules, remove_temp_files
+from mmad.utils import (
+    find_last_checkpoint,
+    init_distributed_if_needed,
+    register_all_modules,
+    remove_temp_files,
+    shutdown_distributed,
+)
 from mmad.utils.tool_args import apply_common_args
 
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         runner.logger.error(message)
         sys.exit(1)
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

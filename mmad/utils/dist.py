@@ -80,6 +80,18 @@ def init_distributed_if_needed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = cpu_model_wrapper_cfg(cfg.get('model_wrapper_cfg'), cfg.get('find_unused_parameters'))
 
 
+def shutdown_distributed() -> None:
+    """Wait for every rank, then destroy the process group; nothing happens without one.
+
+    Call it when a job has finished successfully. A gloo group left for the interpreter's exit to tear down can abort
+    a rank whose peer is still exiting ("terminate called without an active exception", SIGABRT), which turns a
+    finished run into a failed one.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
 def cpu_model_wrapper_cfg(model_wrapper_cfg: dict | None, find_unused_parameters: bool | None = None) -> dict:
     """The model-wrapper config for CPU processes: the same wrapper, a DDP one built without ``device_ids``.
 

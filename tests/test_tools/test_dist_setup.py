@@ -6,10 +6,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel, MMSeparateDistributedDataParallel
-from process_helpers import REPO, free_port, run_ok, tool_env
+from process_helpers import REPO, free_port, run_all, run_ok, tool_env
 
 from mmad.registry import MODEL_WRAPPERS
-from mmad.utils import cpu_model_wrapper_cfg, default_backend, init_distributed_if_needed
+from mmad.utils import cpu_model_wrapper_cfg, default_backend, init_distributed_if_needed, shutdown_distributed
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only set-up')
 
@@ -30,6 +30,20 @@ print(json.dumps(dict(backend=dist.get_backend(), world_size=dist.get_world_size
                       wrapper=cfg.model_wrapper_cfg.to_dict())))
 dist.destroy_process_group()
 """
+
+# The end of a distributed test run: results gathered on rank 0, the metrics broadcast back, then the exit.
+EXIT_AFTER_EVALUATION = """
+import torch
+from mmengine.dist import broadcast_object_list, collect_results
+from mmad.utils import shutdown_distributed
+torch.distributed.init_process_group('gloo')
+collect_results([torch.randn(4, 32, 32) for _ in range(3)], 6, 'cpu')
+broadcast_object_list([dict(auroc=0.5)] if torch.distributed.get_rank() == 0 else [None])
+shutdown_distributed()
+"""
+# Without shutdown_distributed, a rank of this script aborted in 8 of 30 runs here (gloo threads outliving the
+# interpreter); 6 clean runs would happen by chance with probability 0.73 ** 6 = 0.15.
+CLEAN_EXIT_RUNS = 6
 
 
 @pytest.fixture
@@ -93,3 +107,30 @@ def test_slurm_variables_initialise_gloo(tmp_path):
                           dist_cfg=dict(backend='gloo', timeout=60),
                           wrapper=dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True,
                                        device_ids=None))
+
+
+def test_shutdown_destroys_the_group_and_is_a_no_op_without_one(clean_env, monkeypatch):
+    shutdown_distributed()
+    assert not torch.distributed.is_initialized()
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', str(free_port()))
+    torch.distributed.init_process_group(backend='gloo', rank=0, world_size=1)
+    try:
+        assert torch.distributed.is_initialized()
+        shutdown_distributed()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def test_ranks_exit_cleanly_after_shutdown(tmp_path):
+    script = tmp_path / 'exit_after_evaluation.py'
+    script.write_text(EXIT_AFTER_EVALUATION)
+    command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_addr=127.0.0.1']
+    for first_run in range(0, CLEAN_EXIT_RUNS, 2):
+        launches = [([*command, f'--master_port={free_port()}', str(script)], tmp_path, tool_env())
+                    for _ in range(2)]
+        for run_index, finished in enumerate(run_all(launches), start=first_run):
+            assert finished.returncode == 0, f'run {run_index}:\n{finished.output[-3000:]}'
+            assert 'terminate called' not in finished.output

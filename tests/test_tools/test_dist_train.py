@@ -59,6 +59,7 @@ def test_run_was_distributed_without_unused_parameter_errors(ddp_run):
     assert 'Distributed training: True' in output
     assert "'backend': 'gloo'" in output or "backend='gloo'" in output
     assert 'unused parameters' not in output.lower()
+    assert 'terminate called' not in output
     assert 'Epoch(train) [2][2/2]' in output
 
 

@@ -26,7 +26,7 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import all_reduce, barrier, get_rank, get_world_size
 from mmengine.runner import Runner
 
-from mmad.utils import init_distributed_if_needed, register_all_modules
+from mmad.utils import init_distributed_if_needed, register_all_modules, shutdown_distributed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         if get_rank() == 0:
             with open(args.result_file, 'w', encoding='utf-8') as file:
                 json.dump(result, file)
+        shutdown_distributed()
         return
     results = run_measurements(args)
     print(format_results(results))
