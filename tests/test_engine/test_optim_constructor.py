@@ -1,8 +1,6 @@
-import socket
 
 import pytest
 import torch
-import torch.distributed as torch_dist
 from mmengine.model import BaseModel, MMSeparateDistributedDataParallel
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import DefaultScope
@@ -133,16 +131,6 @@ def test_runner_schedules_every_branch(tmp_path, param_scheduler, gammas):
     runner.train()
     for name, gamma in gammas.items():  # mmengine ends a by-epoch scheduler at max_epochs: epoch i used lr * gamma^i
         assert runner.optim_wrapper[name].optimizer.param_groups[0]['lr'] == pytest.approx(0.005 * gamma)
-
-
-@pytest.fixture
-def single_process_group():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
-    yield
-    torch_dist.destroy_process_group()
 
 
 def test_wrapped_model_with_ddp_wrapped_branches(single_process_group):

@@ -1,9 +1,7 @@
 import copy
-import socket
 
 import pytest
 import torch
-import torch.distributed as torch_dist
 from mmengine.model import BaseModule, MMSeparateDistributedDataParallel
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import DefaultScope
@@ -291,16 +289,6 @@ def test_train_step_updates_each_branch_with_its_optimizer(modalities):
         model.train_step(make_batch(modalities), OptimWrapperDict(rgb=optim_wrapper['rgb']))
     with pytest.raises(TypeError, match='BranchOptimWrapperConstructor'):
         model.train_step(make_batch(modalities), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
-
-
-@pytest.fixture
-def single_process_group():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
-    yield
-    torch_dist.destroy_process_group()
 
 
 def test_train_step_with_separately_wrapped_branches(single_process_group):

@@ -109,19 +109,15 @@ def test_slurm_variables_initialise_gloo(tmp_path):
                                        device_ids=None))
 
 
-def test_shutdown_destroys_the_group_and_is_a_no_op_without_one(clean_env, monkeypatch):
+def test_shutdown_is_a_no_op_without_a_group():
     shutdown_distributed()
     assert not torch.distributed.is_initialized()
-    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
-    monkeypatch.setenv('MASTER_PORT', str(free_port()))
-    torch.distributed.init_process_group(backend='gloo', rank=0, world_size=1)
-    try:
-        assert torch.distributed.is_initialized()
-        shutdown_distributed()
-        assert not torch.distributed.is_initialized()
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+
+
+def test_shutdown_destroys_the_group(single_process_group):
+    assert torch.distributed.is_initialized()
+    shutdown_distributed()
+    assert not torch.distributed.is_initialized()
 
 
 def test_ranks_exit_cleanly_after_shutdown(tmp_path):
