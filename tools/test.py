@@ -1,38 +1,50 @@
-"""Test a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options ...]``.
+"""Test a checkpoint and write ``metrics.json``.
 
-Writes ``metrics.json`` (fused and per branch, per defect type) into the work dir.
+``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--data-root DIR] [--category NAME] [--show-dir DIR]
+[--dry-run] [--cfg-options KEY=VALUE ...]``.
+
+Writes ``metrics.json`` (fused and per branch, per defect type) into the work dir. Every dataset of the run (test,
+and the statistics one in case the checkpoint lacks the statistics) and the model are built and checked first; a
+full disk or a failing data-loader worker ends with a message instead of a traceback.
 """
 import argparse
 import os
-
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
-
-from mmad.utils import init_distributed_if_needed, register_all_modules, shutdown_distributed
-from mmad.utils.tool_args import apply_common_args
+import sys
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    # Only the standard library is imported before the arguments are parsed: `--help` answers at once.
     parser = argparse.ArgumentParser(description='Test an mmad checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save metrics.json, logs and heatmaps')
     parser.add_argument('--show-dir', help='write heatmap overlays of every test sample into this dir')
+    parser.add_argument('--data-root', help='data root of every dataloader\'s dataset (test, statistics)')
+    parser.add_argument('--category', help='category of every dataloader\'s dataset')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value pairs, e.g. test_dataloader.dataset.data_root=DIR')
+        '--cfg-options', nargs='+', metavar='KEY=VALUE',
+        help='override settings of the config, e.g. test_dataloader.batch_size=4; keys nothing reads (top-level '
+        'variables such as image_size, misspelled keys) are refused')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='check the config, build every dataset and the model, then stop without testing')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command-line arguments to the config."""
-    apply_common_args(cfg, args)
+def merge_args(args: argparse.Namespace):
+    """Load the config and apply the command-line arguments to it.
+
+    Raises:
+        ConfigError: A missing config file, a refused override or an unusable value.
+    """
+    from mmad.utils.tool_args import load_config
+
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
@@ -44,13 +56,56 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> None:
-    args = parse_args()
+def describe_test_failure(error: BaseException, work_dir: str) -> str | None:
+    """A message for a failure that is not a bug of the code (full disk, data-loader worker); None otherwise."""
+    from mmad.utils import describe_environment_failure
+
+    what = describe_environment_failure(error, fallback_target=work_dir)
+    return None if what is None else f'Testing stopped: {what}'
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from mmengine.runner import Runner
+
+    from mmad.utils import (
+        ConfigError,
+        PreflightError,
+        init_distributed_if_needed,
+        preflight_check,
+        register_all_modules,
+        run_dataloaders,
+        shutdown_distributed,
+        silence_known_notices,
+    )
+
     register_all_modules()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        cfg = merge_args(args)
+    except ConfigError as error:
+        sys.exit(f'test.py: error: {error}')
+    if not args.dry_run and not os.path.isfile(args.checkpoint):
+        sys.exit(f'test.py: error: checkpoint {args.checkpoint} does not exist')
+    try:
+        report = preflight_check(cfg, run_dataloaders(cfg, training=False))
+    except PreflightError as error:
+        sys.exit(f'test.py: {error}')
+    if args.dry_run:
+        sizes = ', '.join(f'{key} {size} samples' for key, size in report.dataset_sizes.items())
+        print(f'Dry run of {args.config}: {sizes}; model {type(report.model).__name__} built. Nothing was tested.')
+        return
+    del report
     init_distributed_if_needed(cfg)
     runner = Runner.from_cfg(cfg)
-    runner.test()
+    silence_known_notices(runner.logger)
+    try:
+        runner.test()
+    except Exception as error:  # noqa: BLE001 - re-raised unless it is a known, non-code failure
+        message = describe_test_failure(error, runner.work_dir)
+        if message is None:
+            raise
+        runner.logger.error(message)
+        sys.exit(1)
     shutdown_distributed()
 
 

@@ -1,46 +1,42 @@
-"""Train a model: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp] [--cfg-options ...]``.
+"""Train a model.
+
+``python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--category NAME] [--resume [PATH]] [--overwrite]
+[--amp] [--dry-run] [--cfg-options KEY=VALUE ...]``.
 
 Several processes: ``tools/dist_train.sh CONFIG GPUS`` (torchrun) or ``tools/slurm_train.sh`` (srun); see
-docs/distributed.md. ``--resume`` without a path continues from the last complete checkpoint of the work dir.
-A run that stops because the disk is full or a data-loader worker died ends with a message that says so and names
-the last good checkpoint (checkpoints are written atomically, so that one is intact).
+docs/distributed.md. ``--resume`` without a path continues from the last complete checkpoint of the work dir; a
+fresh run refuses a work dir holding another run's checkpoints unless ``--overwrite`` (which deletes them) is given.
+Before the first epoch every dataset of the run (train, statistics, test) and the model (teacher weights included)
+are built and checked, and all problems are reported at once. A run that stops because the disk is full or a
+data-loader worker failed or died ends with a message that says so and names the last good checkpoint (checkpoints
+are written atomically, so that one is intact).
 """
 import argparse
-import errno
 import os
 import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.runner import Runner
-
-from mmad.utils import (
-    find_last_checkpoint,
-    init_distributed_if_needed,
-    register_all_modules,
-    remove_temp_files,
-    shutdown_distributed,
-)
-from mmad.utils.tool_args import apply_common_args
-
-DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-DISK_FULL_MESSAGES = ('No space left on device', 'Disk quota exceeded', 'File too large')
-WORKER_DEATH_MESSAGE = 'DataLoader worker'
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    # Only the standard library is imported before the arguments are parsed: `--help` answers at once.
     parser = argparse.ArgumentParser(description='Train an mmad model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or from the last complete checkpoint of the work dir when no path '
         'is given (training starts from scratch when there is none)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='start a fresh run in a work dir that holds another run\'s checkpoints, deleting its '
+                        'checkpoints and last_checkpoint first (its logs are kept)')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
-    parser.add_argument('--no-validate', action='store_true', help='kept for OpenMMLab compatibility; no effect')
+    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
+    parser.add_argument('--data-root', help='data root of every dataloader\'s dataset (train, statistics, test)')
+    parser.add_argument('--category', help='category of every dataloader\'s dataset')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value pairs, e.g. train_dataloader.dataset.data_root=DIR')
+        '--cfg-options', nargs='+', metavar='KEY=VALUE',
+        help='override settings of the config, e.g. train_cfg.max_epochs=10; keys nothing reads (top-level '
+        'variables such as image_size, misspelled keys) are refused')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='check the config, build every dataset and the model, then stop without training')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -50,9 +46,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command-line arguments to the config."""
-    apply_common_args(cfg, args)
+def merge_args(args: argparse.Namespace):
+    """Load the config and apply the command-line arguments to it.
+
+    Raises:
+        ConfigError: A missing config file, a refused override or an unusable value.
+    """
+    from mmengine.logging import print_log
+
+    from mmad.utils import find_last_checkpoint
+    from mmad.utils.tool_args import load_config
+
+    cfg = load_config(args)
     if args.amp:
         cfg.optim_wrapper.setdefault('type', 'OptimWrapper')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -69,8 +74,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def warn_about_checkpoint_retention(cfg: Config) -> None:
+def warn_about_checkpoint_retention(cfg) -> None:
     """Warn when the checkpoint hook keeps one checkpoint: mmengine deletes it before writing the next one."""
+    from mmengine.logging import print_log
+
     checkpoint_hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
     if checkpoint_hook.get('max_keep_ckpts', -1) == 1:
         print_log('default_hooks.checkpoint.max_keep_ckpts=1: mmengine deletes the previous checkpoint before it '
@@ -79,7 +86,7 @@ def warn_about_checkpoint_retention(cfg: Config) -> None:
 
 
 def describe_training_failure(error: BaseException, work_dir: str, config: str) -> str | None:
-    """A message for a failure that is not a bug of the code: a full disk or a dead data-loader worker.
+    """A message for a failure that is not a bug of the code: a full disk or a failed or dead data-loader worker.
 
     Args:
         error: The exception that stopped training.
@@ -89,19 +96,10 @@ def describe_training_failure(error: BaseException, work_dir: str, config: str) 
     Returns:
         What happened, what to do, and the last good checkpoint; None for any other failure.
     """
-    chain = _exception_chain(error)
-    full_disk = next((err for err in chain if _is_disk_full(err)), None)
-    worker_death = next((err for err in chain if WORKER_DEATH_MESSAGE in str(err)), None)
-    if full_disk is not None:
-        target = getattr(full_disk, 'filename', None) or work_dir
-        reason = getattr(full_disk, 'strerror', None) or str(full_disk)
-        what = (f'the disk is full (or a quota or file-size limit was reached) while writing {target} ({reason}). '
-                'Free space (or move the work dir) before resuming.')
-    elif worker_death is not None:
-        what = (f'a data-loader worker process died: {worker_death}. The usual causes are the kernel\'s '
-                'out-of-memory killer (see `dmesg`; lower train_dataloader.num_workers or batch_size), a crash in a '
-                'transform or a native library, or a too small /dev/shm in containers (docker --shm-size).')
-    else:
+    from mmad.utils import describe_environment_failure, find_last_checkpoint
+
+    what = describe_environment_failure(error, fallback_target=work_dir)
+    if what is None:
         return None
     checkpoint = find_last_checkpoint(work_dir)
     if checkpoint is None:
@@ -112,28 +110,52 @@ def describe_training_failure(error: BaseException, work_dir: str, config: str) 
     return f'Training stopped: {what}\n{where}'
 
 
-def _exception_chain(error: BaseException) -> list[BaseException]:
-    chain, seen = [], set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        chain.append(error)
-        error = error.__cause__ or error.__context__
-    return chain
-
-
-def _is_disk_full(error: BaseException) -> bool:
-    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
-        return True
-    return isinstance(error, RuntimeError) and any(text in str(error) for text in DISK_FULL_MESSAGES)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from mmengine.dist import barrier, get_rank
+
+    from mmad.utils import (
+        ConfigError,
+        PreflightError,
+        ScheduleFollowingRunner,
+        describe_previous_run,
+        init_distributed_if_needed,
+        preflight_check,
+        previous_run_files,
+        register_all_modules,
+        remove_previous_run,
+        remove_temp_files,
+        run_dataloaders,
+        shutdown_distributed,
+        silence_known_notices,
+    )
+
     register_all_modules()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        cfg = merge_args(args)
+    except ConfigError as error:
+        sys.exit(f'train.py: error: {error}')
+    fresh_run_files = [] if cfg.get('resume', False) else previous_run_files(cfg.work_dir)
+    if fresh_run_files and not args.overwrite and not args.dry_run:
+        sys.exit(f'train.py: error: {describe_previous_run(cfg.work_dir, fresh_run_files, args.config)}')
+    try:
+        report = preflight_check(cfg, run_dataloaders(cfg, training=True))
+    except PreflightError as error:
+        sys.exit(f'train.py: {error}')
+    if args.dry_run:
+        sizes = ', '.join(f'{key} {size} samples' for key, size in report.dataset_sizes.items())
+        print(f'Dry run of {args.config}: {sizes}; model {type(report.model).__name__} built. Nothing was trained.')
+        return
+    del report
     warn_about_checkpoint_retention(cfg)
     init_distributed_if_needed(cfg)
-    runner = Runner.from_cfg(cfg)
+    if fresh_run_files and get_rank() == 0:
+        remove_previous_run(fresh_run_files)
+        print(f'--overwrite: deleted the earlier run\'s {", ".join(os.path.basename(f) for f in fresh_run_files)} '
+              f'in {cfg.work_dir}', flush=True)
+    barrier()
+    runner = ScheduleFollowingRunner.from_cfg(cfg)
+    silence_known_notices(runner.logger)
     if runner.rank == 0:
         for path in remove_temp_files(runner.work_dir):
             runner.logger.info(f'Removed {path}, left by a checkpoint write that was interrupted.')

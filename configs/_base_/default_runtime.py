@@ -35,7 +35,8 @@ model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buf
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
-log_processor = dict(by_epoch=True)
+# ConciseLogProcessor: total and per-branch losses on the console; every loss in vis_data/scalars.json.
+log_processor = dict(type='ConciseLogProcessor', by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -1,27 +1,72 @@
-"""Command-line handling shared by ``tools/train.py`` and ``tools/test.py``."""
+"""Command-line handling shared by ``tools/train.py`` and ``tools/test.py``.
+
+Both tools parse their arguments with the standard library only (``--help`` answers at once); :func:`load_config`
+then checks the config path, loads the file and applies ``--cfg-options``, ``--data-root``, ``--category``,
+``--launcher`` and ``--work-dir``, refusing overrides that would be ignored and values that cannot work.
+"""
 from __future__ import annotations
 
 import argparse
+import difflib
+import glob
 import os.path as osp
 
 from mmengine.config import Config
 
+from .config_checks import ConfigError, check_common_values, check_overrides, parse_cfg_options, set_data_location
 
-def apply_common_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply ``--launcher``, ``--cfg-options`` and ``--work-dir`` to the config.
+CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 
-    The work dir defaults to ``./work_dirs/<config name>`` when neither the command line nor the config sets it.
+
+def config_path_problem(path: str, config_root: str = CONFIG_ROOT) -> str | None:
+    """None when ``path`` is a file; else a one-line message with the closest config names under ``config_root``.
 
     Args:
-        cfg: The loaded config, changed in place.
-        args: Parsed arguments with ``config``, ``launcher``, ``cfg_options`` and ``work_dir``.
+        path: The config path given on the command line.
+        config_root: The folder whose ``*.py`` files (searched recursively) are suggested.
 
     Returns:
-        The same config.
+        The problem, e.g. ``config file configs/crd/crd_mvtec3d_bagle.py does not exist; did you mean
+        configs/crd/crd_mvtec3d_bagel.py?``, or None.
     """
+    if osp.isfile(path):
+        return None
+    configs = sorted(glob.glob(osp.join(config_root, '**', '*.py'), recursive=True))
+    shown = {osp.relpath(config, osp.dirname(config_root)): osp.basename(config) for config in configs
+             if not osp.basename(config).startswith('_') and f'{osp.sep}_base_{osp.sep}' not in config}
+    by_name = difflib.get_close_matches(osp.basename(path), list(shown.values()), n=3, cutoff=0.6)
+    by_path = difflib.get_close_matches(path, list(shown), n=3, cutoff=0.6)
+    matches = list(dict.fromkeys(by_path + [shown_path for name in by_name
+                                            for shown_path, shown_name in shown.items() if shown_name == name]))
+    what = 'is a folder, not a config file' if osp.isdir(path) else 'does not exist'
+    hint = f'; did you mean {", ".join(matches[:3])}?' if matches else f'; the configs are under {config_root}'
+    return f'config file {path} {what}{hint}'
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load ``args.config`` and apply the command-line arguments to it.
+
+    Args:
+        args: Parsed arguments with ``config``, ``cfg_options`` (raw ``key=value`` strings), ``data_root``,
+            ``category``, ``launcher`` and ``work_dir``.
+
+    Returns:
+        The config; the work dir defaults to ``./work_dirs/<config name>`` when neither the command line nor the
+        config sets it.
+
+    Raises:
+        ConfigError: A missing config file, a malformed or ignored override, or an unusable value (one line each).
+    """
+    problem = config_path_problem(args.config)
+    if problem is not None:
+        raise ConfigError(problem)
+    options = parse_cfg_options(args.cfg_options)
+    cfg = Config.fromfile(args.config)
+    check_overrides(cfg, options)
+    cfg.merge_from_dict(options)
+    set_data_location(cfg, args.data_root, args.category)
+    check_common_values(cfg)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -1,0 +1,128 @@
+"""Pre-flight check of a run: build every dataset it will use and the model before the first epoch.
+
+A wrong statistics data root used to surface after the last epoch, missing teacher weights after the data was
+found, an image size the model cannot take in the first forward pass. ``preflight_check`` builds each dataset
+(train, statistics, test), loads its first sample, builds the model (which loads the teacher weights) and checks
+the samples' size against the strides the model needs, then reports every problem in one message.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from .config_checks import dataloader_keys
+
+
+class PreflightError(RuntimeError):
+    """The run cannot start; the message lists every problem found, one per line."""
+
+
+@dataclass
+class PreflightReport:
+    """What the pre-flight check built: the number of samples of each dataloader's dataset, and the model."""
+
+    dataset_sizes: dict[str, int] = field(default_factory=dict)
+    model: nn.Module | None = None
+
+
+def run_dataloaders(cfg: Config, training: bool) -> list[str]:
+    """The dataloaders a run uses: every one with a dataset, the train loader only when training."""
+    return [key for key in dataloader_keys(cfg) if training or key != 'train_dataloader']
+
+
+def required_input_multiple(model: nn.Module) -> tuple[int, list[str]]:
+    """The number the input height and width must be a multiple of, and the parts of ``model`` that need it.
+
+    A part with ``strides`` needs its largest stride; one with ``strides`` and ``halvings`` (a bottleneck
+    projection that halves each level further) needs ``stride * 2 ** halvings`` per level.
+
+    Returns:
+        The least common multiple of what every part needs (1 when no part has strides), and one description per
+        part, e.g. ``'teacher (TimmEncoder, strides (4, 8, 16)) needs 16'``.
+    """
+    multiple, reasons = 1, []
+    for name, module in model.named_modules():
+        strides = getattr(module, 'strides', None)
+        if not strides or not all(isinstance(stride, int) for stride in strides):
+            continue
+        halvings = getattr(module, 'halvings', None) or (0, ) * len(strides)
+        needs = max(stride * 2**halving for stride, halving in zip(strides, halvings))
+        if needs > 1:
+            detail = f'strides {tuple(strides)}' + (f', halvings {tuple(halvings)}' if any(halvings) else '')
+            reasons.append(f'{name or "model"} ({type(module).__name__}, {detail}) needs {needs}')
+        multiple = math.lcm(multiple, needs)
+    return multiple, reasons
+
+
+def preflight_check(cfg: Config, loaders: list[str], build_model: bool = True) -> PreflightReport:
+    """Build the datasets of ``loaders`` and the model; raise one error listing every problem.
+
+    Args:
+        cfg: The final config (after the command-line overrides), with ``default_scope`` registered.
+        loaders: Top-level keys of the dataloaders to check, e.g. ``['train_dataloader', 'val_stats_dataloader']``.
+        build_model: Whether to build the model too (it loads the teacher's pretrained weights).
+
+    Returns:
+        The dataset sizes and the built model (None when not built).
+
+    Raises:
+        PreflightError: Any dataset or the model cannot be built, a dataset is empty, a first sample cannot be
+            loaded, or the samples' height/width is not a multiple of what the model needs.
+    """
+    from mmad.registry import DATASETS, MODELS
+
+    problems, samples, report = [], {}, PreflightReport()
+    for key in loaders:
+        try:
+            dataset = DATASETS.build(copy.deepcopy(cfg[key]['dataset']))
+            report.dataset_sizes[key] = len(dataset)
+            if len(dataset) == 0:
+                problems.append(f'{key}.dataset: holds no sample')
+                continue
+            samples[key] = dataset[0]
+        except Exception as error:  # noqa: BLE001 - every problem is collected and reported together
+            problems.append(f'{key}.dataset: {_describe(error)}')
+    if build_model:
+        try:
+            report.model = MODELS.build(copy.deepcopy(cfg.model))
+        except Exception as error:  # noqa: BLE001 - reported together with the dataset problems
+            problems.append(f'model: {_describe(error)}')
+    if report.model is not None:
+        problems += _input_size_problems(cfg, report.model, samples)
+    if problems:
+        raise PreflightError(f'The run cannot start ({len(problems)} problem{"s" if len(problems) > 1 else ""}):\n'
+                             + '\n'.join(f'  - {problem}' for problem in problems))
+    return report
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().replace('\n', '\n    ')
+    return f'{type(error).__name__}: {text}' if text else type(error).__name__
+
+
+def _input_size_problems(cfg: Config, model: nn.Module, samples: dict[str, dict]) -> list[str]:
+    multiple, reasons = required_input_multiple(model)
+    if multiple == 1:
+        return []
+    problems = []
+    for key, sample in samples.items():
+        inputs = sample.get('inputs') if isinstance(sample, dict) else None
+        tensors = inputs.values() if isinstance(inputs, dict) else [inputs]
+        sizes = {tuple(tensor.shape[-2:]) for tensor in tensors if isinstance(tensor, torch.Tensor)}
+        bad = sorted(size for size in sizes if size[0] % multiple or size[1] % multiple)
+        if not bad:
+            continue
+        height = bad[0][0]
+        setting = (f'image_size {cfg.image_size}' if cfg.get('image_size') in (height, (height, bad[0][1]))
+                   else f'the image size of the {key} pipeline')
+        lower = max(multiple, height // multiple * multiple)
+        problems.append(
+            f'{setting}: the {key} samples are {bad[0][0]}x{bad[0][1]}, but height and width must be multiples of '
+            f'{multiple} ({"; ".join(reasons)}); valid values: {multiple}, {2 * multiple}, {3 * multiple}, ... '
+            f'(nearest: {lower}, {lower + multiple})')
+    return problems
