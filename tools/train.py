@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--data-root', help='data root of every dataloader\'s dataset (train, statistics, test)')
     parser.add_argument('--category', help='category of every dataloader\'s dataset')
     parser.add_argument(
-        '--cfg-options', nargs='+', metavar='KEY=VALUE',
+        '--cfg-options', nargs='+', action='extend', metavar='KEY=VALUE',
         help='override settings of the config, e.g. train_cfg.max_epochs=10; keys nothing reads (top-level '
         'variables such as image_size, misspelled keys) are refused')
     parser.add_argument('--dry-run', action='store_true',

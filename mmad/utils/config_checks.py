@@ -89,8 +89,10 @@ def check_overrides(cfg: Config, options: dict) -> None:
     for key in options:
         parts = key.split('.')
         top = parts[0]
-        if top not in tree:
+        if top not in tree and top not in read_keys:
             problems.append(_unknown_top_level_key(tree, key, read_keys))
+        elif top not in tree:
+            continue
         elif top not in read_keys:
             problems.append(_parse_time_variable(tree, key, read_keys))
         else:

@@ -38,25 +38,35 @@ def run_dataloaders(cfg: Config, training: bool) -> list[str]:
 def required_input_multiple(model: nn.Module) -> tuple[int, list[str]]:
     """The number the input height and width must be a multiple of, and the parts of ``model`` that need it.
 
-    A part with ``strides`` needs its largest stride; one with ``strides`` and ``halvings`` (a bottleneck
-    projection that halves each level further) needs ``stride * 2 ** halvings`` per level.
+    A part with ``strides`` (the teacher) needs its largest stride. A part with ``halvings`` (a bottleneck
+    projection that halves each teacher level further) needs ``stride * 2 ** halvings`` per level, with the strides
+    its own or, when it has none, those of the first part with strides.
 
     Returns:
         The least common multiple of what every part needs (1 when no part has strides), and one description per
-        part, e.g. ``'teacher (TimmEncoder, strides (4, 8, 16)) needs 16'``.
+        kind of part, e.g. ``'teacher (TimmEncoder, strides (4, 8, 16)) needs 16'``.
     """
-    multiple, reasons = 1, []
-    for name, module in model.named_modules():
-        strides = getattr(module, 'strides', None)
-        if not strides or not all(isinstance(stride, int) for stride in strides):
+    parts = [(name, module, _int_tuple(getattr(module, 'strides', None)), _int_tuple(getattr(module, 'halvings', None)))
+             for name, module in model.named_modules()]
+    level_strides = next((strides for _, _, strides, _ in parts if strides), None)
+    multiple, reasons = 1, {}
+    for name, module, strides, halvings in parts:
+        strides = strides or (level_strides if halvings and len(halvings) == len(level_strides or ()) else None)
+        if not strides:
             continue
-        halvings = getattr(module, 'halvings', None) or (0, ) * len(strides)
+        halvings = halvings if halvings and len(halvings) == len(strides) else (0, ) * len(strides)
         needs = max(stride * 2**halving for stride, halving in zip(strides, halvings))
-        if needs > 1:
-            detail = f'strides {tuple(strides)}' + (f', halvings {tuple(halvings)}' if any(halvings) else '')
-            reasons.append(f'{name or "model"} ({type(module).__name__}, {detail}) needs {needs}')
+        detail = f'strides {strides}' + (f', halvings {halvings}' if any(halvings) else '')
+        reasons.setdefault((type(module).__name__, needs), f'{name or "model"} ({type(module).__name__}, {detail}) '
+                           f'needs {needs}')
         multiple = math.lcm(multiple, needs)
-    return multiple, reasons
+    return multiple, list(reasons.values())
+
+
+def _int_tuple(value) -> tuple[int, ...] | None:
+    if isinstance(value, (tuple, list)) and value and all(isinstance(item, int) for item in value):
+        return tuple(value)
+    return None
 
 
 def preflight_check(cfg: Config, loaders: list[str], build_model: bool = True) -> PreflightReport:
@@ -77,16 +87,19 @@ def preflight_check(cfg: Config, loaders: list[str], build_model: bool = True) -
     from mmad.registry import DATASETS, MODELS
 
     problems, samples, report = [], {}, PreflightReport()
+    dataset_problems: dict[str, list[str]] = {}
     for key in loaders:
         try:
             dataset = DATASETS.build(copy.deepcopy(cfg[key]['dataset']))
             report.dataset_sizes[key] = len(dataset)
             if len(dataset) == 0:
-                problems.append(f'{key}.dataset: holds no sample')
+                dataset_problems.setdefault('holds no sample', []).append(key)
                 continue
             samples[key] = dataset[0]
         except Exception as error:  # noqa: BLE001 - every problem is collected and reported together
-            problems.append(f'{key}.dataset: {_describe(error)}')
+            dataset_problems.setdefault(_describe(error), []).append(key)
+    problems += [f'{", ".join(f"{key}.dataset" for key in keys)}: {problem}'
+                 for problem, keys in dataset_problems.items()]
     if build_model:
         try:
             report.model = MODELS.build(copy.deepcopy(cfg.model))
@@ -109,20 +122,21 @@ def _input_size_problems(cfg: Config, model: nn.Module, samples: dict[str, dict]
     multiple, reasons = required_input_multiple(model)
     if multiple == 1:
         return []
-    problems = []
+    loaders_by_size: dict[tuple[int, int], list[str]] = {}
     for key, sample in samples.items():
         inputs = sample.get('inputs') if isinstance(sample, dict) else None
         tensors = inputs.values() if isinstance(inputs, dict) else [inputs]
-        sizes = {tuple(tensor.shape[-2:]) for tensor in tensors if isinstance(tensor, torch.Tensor)}
-        bad = sorted(size for size in sizes if size[0] % multiple or size[1] % multiple)
-        if not bad:
-            continue
-        height = bad[0][0]
-        setting = (f'image_size {cfg.image_size}' if cfg.get('image_size') in (height, (height, bad[0][1]))
-                   else f'the image size of the {key} pipeline')
-        lower = max(multiple, height // multiple * multiple)
+        for size in sorted({tuple(tensor.shape[-2:]) for tensor in tensors if isinstance(tensor, torch.Tensor)}):
+            if size[0] % multiple or size[1] % multiple:
+                loaders_by_size.setdefault(size, []).append(key)
+    problems = []
+    for (height, width), keys in loaders_by_size.items():
+        image_size = cfg.get('image_size')
+        setting = (f'image_size {image_size}' if image_size in (height, (height, width), [height, width])
+                   else f'the image size of the {", ".join(keys)} pipeline{"s" if len(keys) > 1 else ""}')
+        lower = max(multiple, min(height, width) // multiple * multiple)
         problems.append(
-            f'{setting}: the {key} samples are {bad[0][0]}x{bad[0][1]}, but height and width must be multiples of '
-            f'{multiple} ({"; ".join(reasons)}); valid values: {multiple}, {2 * multiple}, {3 * multiple}, ... '
-            f'(nearest: {lower}, {lower + multiple})')
+            f'{setting}: the samples of {", ".join(keys)} are {height}x{width}, but height and width must be '
+            f'multiples of {multiple} ({"; ".join(reasons)}); valid values: {multiple}, {2 * multiple}, '
+            f'{3 * multiple}, ... (nearest: {lower}, {lower + multiple})')
     return problems

@@ -5,6 +5,7 @@
 - ``DiskFullOnSecondCheckpointBackend``: the second checkpoint write fails halfway with ENOSPC.
 - ``WorkerKillingMVTec3DDataset``: a data-loader worker kills itself with SIGKILL after a number of samples.
 - ``RecordingADMetric``: ADMetric that also saves the per-sample results it evaluates.
+- ``MissingWeightsEncoder``: a teacher whose pretrained weights file is missing, as offline without a cache.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from torch.utils.data import get_worker_info
 
 from mmad.datasets import MVTec3DDataset
 from mmad.evaluation.metrics import ADMetric
-from mmad.registry import DATASETS, HOOKS, METRICS
+from mmad.registry import DATASETS, HOOKS, METRICS, MODELS
 from mmad.utils.fileio import AtomicLocalBackend, atomic_open
 
 
@@ -106,3 +107,12 @@ class RecordingADMetric(ADMetric):
                  maps=np.stack([result['maps']['fused'] for result in results]),
                  scores=np.array([result['scores']['fused'] for result in results]))
         return super().compute_metrics(results)
+
+
+@MODELS.register_module()
+class MissingWeightsEncoder(torch.nn.Module):
+    """A teacher whose weights cannot be found: its constructor raises like a teacher offline without a cache."""
+
+    def __init__(self, weights: str) -> None:
+        super().__init__()
+        raise FileNotFoundError(f'teacher weights {weights} not found and the hub is unreachable')
