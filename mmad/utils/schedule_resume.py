@@ -4,7 +4,8 @@ mmengine fills a parameter scheduler's ``end`` from ``train_cfg.max_epochs`` whe
 it in each checkpoint and restores it on resume. Resuming with a larger ``max_epochs`` then keeps the old end: the
 learning rate stops changing where the first run would have ended. :class:`ScheduleFollowingRunner` keeps the
 progress (step count, current values) from the checkpoint and takes the schedule's length (``begin``, ``end``,
-``T_max``, ``total_iters``) from the current config, logging every change.
+``T_max``, ``total_iters``) from the current config, logging every change; the step the first run skipped at its
+old end is applied, so the values per epoch equal those of an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -32,16 +33,31 @@ def schedule_lengths(param_schedulers) -> dict[str, dict[str, int]]:
 
 
 def restore_schedule_lengths(param_schedulers, configured: dict[str, dict[str, int]]) -> list[str]:
-    """Set the length attributes back to ``configured``; return one line per scheduler that changed."""
+    """Set the length attributes back to ``configured``; return one line per scheduler that changed.
+
+    Steps the checkpoint's run skipped because they fell past its ``end`` (the step after its last epoch) are
+    applied now when they fall inside the configured schedule, so the values match an uninterrupted run.
+    """
     changes = []
     for name, scheduler in built_schedulers(param_schedulers):
+        loaded_end = scheduler.end
         for attribute, value in configured.get(name, {}).items():
             loaded = getattr(scheduler, attribute)
             if loaded != value:
                 setattr(scheduler, attribute, value)
                 changes.append(f'param_scheduler{name} ({type(scheduler).__name__}).{attribute}: {loaded} in the '
                                f'checkpoint, {value} from the config')
+        _apply_skipped_steps(scheduler, loaded_end)
     return changes
+
+
+def _apply_skipped_steps(scheduler: _ParamScheduler, loaded_end: int) -> None:
+    """Apply the steps numbered ``loaded_end`` .. the scheduler's step count that now lie before its ``end``."""
+    for _ in range(max(loaded_end, scheduler.begin), min(scheduler._global_step, scheduler.end - 1) + 1):
+        scheduler.last_step += 1
+        for group, value in zip(scheduler.optimizer.param_groups, scheduler._get_value()):
+            group[scheduler.param_name] = value
+    scheduler._last_value = [group[scheduler.param_name] for group in scheduler.optimizer.param_groups]
 
 
 class ScheduleFollowingRunner(Runner):
