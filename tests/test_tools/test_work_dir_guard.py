@@ -1,0 +1,44 @@
+"""A fresh training run does not mix its checkpoints with another run's: refused unless --resume or --overwrite."""
+import pytest
+from process_helpers import load_tool, python_tool, run_all
+from tiny_config import write_tiny_config
+
+from mmad.utils import find_last_checkpoint, load_from_local_safely, previous_run_files
+
+train_tool = load_tool('train.py')
+
+
+def earlier_run(work_dir):
+    work_dir.mkdir()
+    for name in ('epoch_2.pth', 'epoch_3.pth'):
+        (work_dir / name).write_bytes(b'earlier run')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_3.pth'))
+    (work_dir / '20260101_000000').mkdir()
+    return work_dir
+
+
+def test_fresh_run_into_a_work_dir_with_checkpoints_is_refused(data_root, tmp_path):
+    work_dir = earlier_run(tmp_path / 'work')
+    config = write_tiny_config(tmp_path / 'tiny.py', data_root)
+    with pytest.raises(SystemExit) as exited:
+        train_tool.main([str(config), '--work-dir', str(work_dir)])
+    message = str(exited.value.code)
+    assert message.startswith(f'train.py: error: {work_dir} holds the checkpoints of an earlier run (epoch_2.pth, '
+                              'epoch_3.pth, last_checkpoint)')
+    assert '--resume' in message and '--overwrite' in message and 'another --work-dir' in message
+    assert (work_dir / 'epoch_3.pth').read_bytes() == b'earlier run'
+    assert previous_run_files(str(tmp_path / 'empty')) == []
+
+
+def test_overwrite_deletes_the_earlier_checkpoints_before_training(data_root, tmp_path):
+    work_dir = earlier_run(tmp_path / 'work')
+    config = write_tiny_config(tmp_path / 'tiny.py', data_root, extra='train_cfg = dict(max_epochs=1)')
+    [result] = run_all([(python_tool('train.py', str(config), '--work-dir', str(work_dir), '--overwrite'), tmp_path,
+                         None)])
+    assert result.returncode == 0, result.output[-6000:]
+    assert (f"--overwrite: deleted the earlier run's epoch_2.pth, epoch_3.pth, last_checkpoint in {work_dir}"
+            in result.output)
+    assert sorted(path.name for path in work_dir.glob('*.pth')) == ['epoch_1.pth']
+    assert find_last_checkpoint(str(work_dir)) == str(work_dir / 'epoch_1.pth')
+    assert load_from_local_safely(str(work_dir / 'epoch_1.pth'))['meta']['epoch'] == 1
+    assert (work_dir / '20260101_000000').is_dir()
