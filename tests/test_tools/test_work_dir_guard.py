@@ -1,4 +1,6 @@
 """A fresh training run does not mix its checkpoints with another run's: refused unless --resume or --overwrite."""
+import json
+
 import pytest
 from process_helpers import load_tool, python_tool, run_all
 from tiny_config import write_tiny_config
@@ -30,15 +32,34 @@ def test_fresh_run_into_a_work_dir_with_checkpoints_is_refused(data_root, tmp_pa
     assert previous_run_files(str(tmp_path / 'empty')) == []
 
 
-def test_overwrite_deletes_the_earlier_checkpoints_before_training(data_root, tmp_path):
+@pytest.fixture(scope='module')
+def overwritten_run(data_root, tmp_path_factory):
+    """A one-epoch training with --overwrite into a work dir holding an earlier run's checkpoints: (dir, output)."""
+    tmp_path = tmp_path_factory.mktemp('overwrite')
     work_dir = earlier_run(tmp_path / 'work')
     config = write_tiny_config(tmp_path / 'tiny.py', data_root, extra='train_cfg = dict(max_epochs=1)')
     [result] = run_all([(python_tool('train.py', str(config), '--work-dir', str(work_dir), '--overwrite'), tmp_path,
                          None)])
     assert result.returncode == 0, result.output[-6000:]
-    assert (f"--overwrite: deleted the earlier run's epoch_2.pth, epoch_3.pth, last_checkpoint in {work_dir}"
-            in result.output)
+    return work_dir, result.output
+
+
+def test_overwrite_deletes_the_earlier_checkpoints_before_training(overwritten_run):
+    work_dir, output = overwritten_run
+    assert f"--overwrite: deleted the earlier run's epoch_2.pth, epoch_3.pth, last_checkpoint in {work_dir}" in output
     assert sorted(path.name for path in work_dir.glob('*.pth')) == ['epoch_1.pth']
     assert find_last_checkpoint(str(work_dir)) == str(work_dir / 'epoch_1.pth')
     assert load_from_local_safely(str(work_dir / 'epoch_1.pth'))['meta']['epoch'] == 1
     assert (work_dir / '20260101_000000').is_dir()
+
+
+def test_console_log_is_one_short_line_per_interval_and_the_scalar_log_keeps_every_loss(overwritten_run):
+    work_dir, output = overwritten_run
+    lines = [line for line in output.splitlines() if 'Epoch(train) [1]' in line]
+    assert len(lines) == 4  # 8 samples, batch 2, logger interval 1
+    assert all('  loss: ' in line and 'rgb.loss: ' in line and 'depth.loss: ' in line for line in lines)
+    assert not any('loss_decoder' in line or 'loss_filter' in line for line in lines)
+    assert 'will be deprecated' not in output and 'is the alias of' not in output
+    [scalars] = work_dir.glob('*/vis_data/scalars.json')
+    first = json.loads(scalars.read_text().splitlines()[0])
+    assert {'loss', 'rgb.loss', 'rgb.loss_decoder', 'rgb.loss_filter', 'depth.loss_output'} <= set(first)
