@@ -73,13 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         PreflightError,
         init_distributed_if_needed,
         preflight_check,
-        register_all_modules,
         run_dataloaders,
         shutdown_distributed,
         silence_known_notices,
     )
 
-    register_all_modules()
     try:
         cfg = merge_args(args)
     except ConfigError as error:

@@ -122,7 +122,6 @@ def main(argv: list[str] | None = None) -> None:
         init_distributed_if_needed,
         preflight_check,
         previous_run_files,
-        register_all_modules,
         remove_previous_run,
         remove_temp_files,
         run_dataloaders,
@@ -130,7 +129,6 @@ def main(argv: list[str] | None = None) -> None:
         silence_known_notices,
     )
 
-    register_all_modules()
     try:
         cfg = merge_args(args)
     except ConfigError as error:

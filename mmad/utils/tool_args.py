@@ -14,6 +14,7 @@ import os.path as osp
 from mmengine.config import Config
 
 from .config_checks import ConfigError, check_common_values, check_overrides, parse_cfg_options, set_data_location
+from .setup_env import register_all_modules
 
 CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 
@@ -44,7 +45,7 @@ def config_path_problem(path: str, config_root: str = CONFIG_ROOT) -> str | None
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    """Load ``args.config`` and apply the command-line arguments to it.
+    """Check the config path, register mmad's modules, load ``args.config`` and apply the command-line arguments.
 
     Args:
         args: Parsed arguments with ``config``, ``cfg_options`` (raw ``key=value`` strings), ``data_root``,
@@ -60,6 +61,7 @@ def load_config(args: argparse.Namespace) -> Config:
     problem = config_path_problem(args.config)
     if problem is not None:
         raise ConfigError(problem)
+    register_all_modules()
     options = parse_cfg_options(args.cfg_options)
     cfg = Config.fromfile(args.config)
     check_overrides(cfg, options)
