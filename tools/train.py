@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         sizes = ', '.join(f'{key} {size} samples' for key, size in report.dataset_sizes.items())
         print(f'Dry run of {args.config}: {sizes}; model {type(report.model).__name__} built. Nothing was trained.')
+        if fresh_run_files and not args.overwrite:
+            print(f'Without --dry-run: {describe_previous_run(cfg.work_dir, fresh_run_files, args.config)}')
         return
     del report
     warn_about_checkpoint_retention(cfg)
