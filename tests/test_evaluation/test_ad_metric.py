@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from mmad.evaluation.functional import au_pro, auroc, average_precision, pixel_metrics
 from mmad.evaluation.metrics import ADMetric, format_metrics_table
 from mmad.evaluation.metrics.results_table import format_percent
+from mmad.evaluation.metrics.run_record import run_record
 from mmad.registry import METRICS
 
 SIZE = 16
@@ -314,7 +316,8 @@ def test_metrics_json_records_the_run_and_each_run_keeps_its_file(tmp_path, logg
     head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).parent).stdout.strip()
     assert run['git_revision'] in (head, f'{head}-dirty')
-    assert run['checkpoint'] == 'work_dirs/crd/epoch_3.pth' and run['config'] == 'configs/crd/x.py'
+    assert run['checkpoint'] == os.path.abspath('work_dirs/crd/epoch_3.pth')
+    assert run['config'] == os.path.abspath('configs/crd/x.py')
     assert run['dataset'] == dict(dataset_name='MVTec 3D-AD', category='bagel', split='test')
     assert before <= datetime.fromisoformat(run['time']) <= datetime.now(timezone.utc)
     stamp = datetime.fromisoformat(run['time']).strftime('%Y%m%d_%H%M%S')
@@ -328,7 +331,7 @@ def test_checkpoint_defaults_to_the_runners_load_from(tmp_path, logger):
     arrays = make_arrays()
     evaluate(ADMetric(out_dir=str(tmp_path)), [data_sample(arrays, index) for index in range(len(DEFECTS))])
     run = read_json(tmp_path / 'metrics.json')['run']
-    assert run['checkpoint'] == 'work_dirs/demo/epoch_30.pth'
+    assert run['checkpoint'] == os.path.abspath('work_dirs/demo/epoch_30.pth')
     assert run['experiment'] == 'crd_demo_synthetic_20261201_000000' and run['config'] is None
 
 
@@ -338,3 +341,8 @@ def test_a_failed_metrics_write_names_the_file(tmp_path, logger):
     arrays = make_arrays()
     with pytest.raises(OSError, match=r"while writing: '.*work/metrics_\d{8}_\d{6}\.json'"):
         evaluate(ADMetric(out_dir=str(blocker)), [data_sample(arrays, index) for index in range(len(DEFECTS))])
+
+
+def test_run_record_keeps_uris_and_makes_local_paths_absolute():
+    record = run_record(checkpoint='s3://bucket/epoch_3.pth', config='x.py')
+    assert record['checkpoint'] == 's3://bucket/epoch_3.pth' and record['config'] == os.path.abspath('x.py')

@@ -73,6 +73,11 @@ def runner_settings() -> dict[str, str | None]:
     return dict(experiment=message_hub.get_info('experiment_name'), checkpoint=checkpoint)
 
 
+def _absolute(path: str | None) -> str | None:
+    """A local path made absolute (the record must not depend on the working folder); URIs and None unchanged."""
+    return path if path is None or '://' in path else osp.abspath(path)
+
+
 def run_record(checkpoint: str | None = None, config: str | None = None, dataset_meta: Mapping | None = None,
                now: datetime | None = None) -> dict:
     """What produced a set of metrics.
@@ -84,13 +89,14 @@ def run_record(checkpoint: str | None = None, config: str | None = None, dataset
         now: The evaluation time (default: now), recorded in UTC.
 
     Returns:
-        ``dict(checkpoint, config, experiment, git_revision, mmad_version, time, dataset)``; ``time`` is ISO 8601.
+        ``dict(checkpoint, config, experiment, git_revision, mmad_version, time, dataset)``: local paths absolute,
+        ``time`` ISO 8601.
     """
     settings = runner_settings()
     now = now or datetime.now(timezone.utc)
     return dict(
-        checkpoint=checkpoint if checkpoint is not None else settings['checkpoint'],
-        config=config,
+        checkpoint=_absolute(checkpoint if checkpoint is not None else settings['checkpoint']),
+        config=_absolute(config),
         experiment=settings['experiment'],
         git_revision=git_revision(),
         mmad_version=__version__,
