@@ -102,10 +102,10 @@ class ADMetric(BaseMetric):
         resolution: ``'map'`` or ``'native'``.
         out_dir: Folder that receives ``metrics.json`` and ``metrics_<time>.json`` (created if missing); nothing is
             written when None.
-        checkpoint: The evaluated checkpoint, recorded in ``metrics.json``; None: the runner's ``load_from``.
-        config: The config file, recorded in ``metrics.json``.
         normal_defect_type: Defect type of the good samples, added to every per-defect subset.
         map_dtype: ``'float32'`` or ``'float16'``, the dtype the maps are kept in until ``compute_metrics``.
+        checkpoint: The evaluated checkpoint, recorded in ``metrics.json``; None: the runner's ``load_from``.
+        config: The config file, recorded in ``metrics.json``.
         collect_device: Device used to collect results across ranks, ``'cpu'`` or ``'gpu'``.
         prefix: Prefix of the metric names; none by default (``default_prefix = ''``), so that keys read
             ``fused/all/I-AUROC``.
@@ -118,10 +118,10 @@ class ADMetric(BaseMetric):
                  integration_limits: Sequence[float] = (0.3,),
                  resolution: str = 'map',
                  out_dir: str | None = None,
-                 checkpoint: str | None = None,
-                 config: str | None = None,
                  normal_defect_type: str = 'good',
                  map_dtype: str = 'float32',
+                 checkpoint: str | None = None,
+                 config: str | None = None,
                  collect_device: str = 'cpu',
                  prefix: str | None = None,
                  collect_dir: str | None = None) -> None:
