@@ -270,7 +270,7 @@ def test_a_test_set_without_good_samples_says_why_i_auroc_is_null(tmp_path, logg
     assert math.isnan(flat['fused/all/I-AUROC']) and saved['fused']['hole']['I-AUROC'] is None
     assert saved['fused']['all']['P-AUROC'] is not None
     reason = ('I-AUROC null in every subset: it holds no normal image (every sample has an anomalous pixel; the test '
-              'set has 0 normal images in all).')
+              'set has 0 normal images in all), so I-AP is 1 whatever the scores.')
     assert saved['notes'] == [reason]
     assert (tmp_path / 'eval.log').read_text().count(reason) == 1
 

@@ -306,7 +306,7 @@ class ADMetric(BaseMetric):
             reasons.append('it holds no anomalous image (no ground-truth mask of its samples has an anomalous pixel)')
         if labels.all():
             reasons.append(f'it holds no normal image (every sample has an anomalous pixel; the test set has '
-                           f'{np.count_nonzero(~image_labels)} normal images in all)')
+                           f'{np.count_nonzero(~image_labels)} normal images in all), so I-AP is 1 whatever the scores')
         if all(gt_masks[index].all() for index in indices):
             reasons.append('it holds no normal pixel')
         return '; '.join(reasons) or 'undefined for these scores'
