@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mmad.datasets.synthetic import make_synthetic_mvtec3d
+from mmad.evaluation.metrics.ad_metric import RECORD_KEYS
 
 CONFIG = 'configs/crd/crd_demo_synthetic.py'
 CATEGORY = 'synthetic'
@@ -35,6 +36,8 @@ def run(cmd: list[str]) -> None:
 def print_metrics(metrics: dict, console: Console) -> None:
     """One table per model output (fused, then each branch): a row per defect type, metrics in percent."""
     for output, per_defect in metrics.items():
+        if output in RECORD_KEYS:
+            continue
         table = Table(title=f'{output} (%)')
         table.add_column('defect type')
         for name in METRICS:
@@ -42,6 +45,8 @@ def print_metrics(metrics: dict, console: Console) -> None:
         for defect, values in per_defect.items():
             table.add_row(defect, *('n/a' if values.get(m) is None else f'{100 * values[m]:.1f}' for m in METRICS))
         console.print(table)
+    for note in metrics['notes']:
+        console.print(f'note: {note}')
 
 
 def main() -> None:

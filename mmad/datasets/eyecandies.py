@@ -7,7 +7,7 @@ from mmengine.dataset import BaseDataset
 
 from mmad.registry import DATASETS
 
-from .mvtec3d import raise_pairing_problems, require_category_dir, require_split_dir
+from .mvtec3d import describe_unusable_folder, raise_pairing_problems, require_category_dir, require_split_dir
 from .transforms.file_io import read_png
 
 SAMPLE_FILE = re.compile(r'^(?P<stem>\d+)_(?P<item>.+)$')
@@ -34,7 +34,8 @@ class EyecandiesDataset(BaseDataset):
 
     Splits ``train``, ``validation`` and ``test`` read ``train``, ``val`` and ``test_public``. The files of
     a sample share their numeric prefix ``NNN``; an rgb image without normals, normals without the rgb
-    image, or a test sample without mask is an error that names the files.
+    image, or a test sample without mask is an error that names the files. Hidden files (``.DS_Store``, macOS
+    AppleDouble ``._NNN_image_4.png``) do not match ``NNN_<item>`` and are ignored.
 
     Labels: a test sample is anomalous (label 1, defect type ``'anomalous'``) iff its mask has a positive
     pixel, as the official evaluation (``eyecandies ec-metrics``: label from mask, ``mask != 0``) decides;
@@ -100,8 +101,8 @@ class EyecandiesDataset(BaseDataset):
     def _files_by_stem(data_dir: Path) -> dict[str, dict[str, Path]]:
         """Files named ``NNN_<item>`` of ``data_dir``, as stem -> item -> path."""
         if not data_dir.is_dir():
-            raise FileNotFoundError(f'{data_dir} does not exist: every Eyecandies split keeps its files in data/ '
-                                    '(see docs/datasets.md)')
+            raise FileNotFoundError(f'{data_dir} {describe_unusable_folder(data_dir)}: every Eyecandies split keeps '
+                                    'its files in data/ (see docs/datasets.md)')
         files: dict[str, dict[str, Path]] = {}
         for path in data_dir.iterdir():
             match = SAMPLE_FILE.match(path.name)

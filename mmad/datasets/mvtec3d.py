@@ -1,4 +1,6 @@
 """MVTec 3D-AD: rgb images, organised xyz point clouds and ground-truth masks of ten object categories."""
+import errno
+import os
 from pathlib import Path
 
 from mmengine.dataset import BaseDataset
@@ -8,8 +10,54 @@ from mmad.registry import DATASETS
 MAX_LISTED_PROBLEMS = 20
 
 
+def is_hidden(path: Path) -> bool:
+    """Whether a dataset listing skips ``path``: a dot-file or dot-folder, e.g. ``.DS_Store`` or ``._000.png``.
+
+    macOS writes ``._<name>`` AppleDouble files beside the real ones on some file systems and in archives.
+    """
+    return path.name.startswith('.')
+
+
+def visible_entries(folder: Path) -> list[Path]:
+    """The entries of ``folder`` that are not hidden (see :func:`is_hidden`), sorted by name."""
+    return sorted(path for path in folder.iterdir() if not is_hidden(path))
+
+
+def describe_unusable_folder(folder: Path) -> str:
+    """Say why ``folder`` cannot be listed as a dataset folder, e.g. ``'is a symbolic link loop'``.
+
+    Args:
+        folder: A path that is not a non-empty folder.
+
+    Returns:
+        What ``folder`` is: missing, a broken link or link loop (or under one), a file, unreadable, empty or holding
+        hidden files only.
+    """
+    try:
+        os.stat(folder)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            if folder.is_symlink():
+                return f'is a symbolic link loop ({folder} -> {os.readlink(folder)})'
+            return 'lies under a symbolic link loop'
+        if folder.is_symlink():
+            return f'is a symbolic link to {os.readlink(folder)}, which does not exist'
+        if error.errno == errno.ENOENT:
+            return 'does not exist'
+        return f'cannot be read ({error.strerror})'
+    if not folder.is_dir():
+        return 'is a file, not a folder'
+    try:
+        entries = list(folder.iterdir())
+    except OSError as error:
+        return f'cannot be listed ({error.strerror})'
+    if entries:
+        return f'holds hidden files only ({", ".join(sorted(path.name for path in entries)[:5])})'
+    return 'is empty'
+
+
 def require_category_dir(data_root: str, category: str, dataset_name: str, example_file: str) -> Path:
-    """Return ``data_root/category``; raise a clear error when it is missing or empty.
+    """Return ``data_root/category``; raise a clear error saying what it is when it is not a non-empty folder.
 
     Args:
         data_root: Folder holding one folder per category.
@@ -21,14 +69,14 @@ def require_category_dir(data_root: str, category: str, dataset_name: str, examp
         The category folder.
     """
     category_dir = Path(data_root) / category
-    if category_dir.is_dir() and any(category_dir.iterdir()):
+    if category_dir.is_dir() and visible_entries(category_dir):
         return category_dir
     root = Path(data_root)
-    available = sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
-    found = f'folders found in {root}: {available}' if available else f'{root} is missing or empty'
+    available = [path.name for path in visible_entries(root) if path.is_dir()] if root.is_dir() else []
+    found = f'folders found in {root}: {available}' if available else f'{root} {describe_unusable_folder(root)}'
     raise FileNotFoundError(
-        f'{dataset_name} category folder {category_dir} is missing or empty ({found}). Expected the dataset '
-        f'extracted so that {category_dir / example_file} exists; download it and set data_root, e.g. '
+        f'{dataset_name} category folder {category_dir} {describe_unusable_folder(category_dir)} ({found}). Expected '
+        f'the dataset extracted so that {category_dir / example_file} exists; download it and set data_root, e.g. '
         '--cfg-options train_dataloader.dataset.data_root=PATH (see docs/datasets.md).')
 
 
@@ -44,9 +92,9 @@ def require_split_dir(category_dir: Path, split_folder: str) -> Path:
     """
     split_dir = category_dir / split_folder
     if not split_dir.is_dir():
-        present = sorted(path.name for path in category_dir.iterdir() if path.is_dir())
-        raise FileNotFoundError(f'split folder {split_dir} does not exist (folders present: {present}); '
-                                'see docs/datasets.md for the expected tree')
+        present = [path.name for path in visible_entries(category_dir) if path.is_dir()]
+        raise FileNotFoundError(f'split folder {split_dir} {describe_unusable_folder(split_dir)} (folders present: '
+                                f'{present}); see docs/datasets.md for the expected tree')
     return split_dir
 
 
@@ -68,6 +116,8 @@ def raise_pairing_problems(folder: Path, problems: list[str]) -> None:
 def files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
     """Files of ``folder`` with one of ``suffixes``, keyed by stem; {} when the folder does not exist.
 
+    Hidden files (``.DS_Store``, the ``._NNN.png`` AppleDouble files macOS writes beside ``NNN.png``) are skipped.
+
     Args:
         folder: Folder to list (not recursively).
         suffixes: Accepted lower-case file suffixes, with the dot.
@@ -78,7 +128,7 @@ def files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    for path in visible_entries(folder):
         if not path.is_file() or path.suffix.lower() not in suffixes:
             continue
         if path.stem in files:
@@ -108,7 +158,8 @@ class MVTec3DDataset(BaseDataset):
                     ├── xyz/NNN.tiff
                     └── gt/NNN.png        8-bit mask, > 0 on defects (the real masks hold ids like 253-255)
 
-    Other files (``CAT/calibration/``, ``*.txt`` at the root, ...) are ignored. The rgb, xyz and gt files of
+    Other files (``CAT/calibration/``, ``*.txt`` at the root, ...) and hidden files and folders (``.DS_Store``,
+    macOS AppleDouble ``._NNN.png``) are ignored. The rgb, xyz and gt files of
     a sample share their stem; an xyz without its rgb, an rgb without its xyz, a gt without its rgb or a
     defect sample without gt is an error that names the files. Good samples may or may not have a gt
     mask (the real test/good masks are all zero). Every folder under the split is a defect type; its
@@ -142,7 +193,7 @@ class MVTec3DDataset(BaseDataset):
         category_dir = require_category_dir(self.data_root, self.category, self.METAINFO['dataset_name'],
                                             'train/good/rgb/000.png')
         split_dir = require_split_dir(category_dir, self.split)
-        defect_dirs = sorted((path for path in split_dir.iterdir() if path.is_dir()),
+        defect_dirs = sorted((path for path in visible_entries(split_dir) if path.is_dir()),
                              key=lambda path: (path.name != 'good', path.name))
         data_list = [info for defect_dir in defect_dirs for info in self._load_defect_type(defect_dir)]
         if not data_list:

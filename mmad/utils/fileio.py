@@ -10,9 +10,14 @@ file backend ``'atomic_local'``. mmengine's ``CheckpointHook`` writes checkpoint
 
     default_hooks = dict(checkpoint=dict(type='CheckpointHook', backend_args=dict(backend='atomic_local')))
 
+:func:`write_bytes`, :func:`write_text` and :func:`write_image` are the one place where mmad writes its result
+files (metrics, heatmaps): each write is atomic and a failure raises ``OSError`` naming the file (a full disk is
+never a warning on stderr and a missing file).
+
 Example:
     >>> with atomic_open('work_dirs/run/state.json', 'w') as file:
     ...     file.write('{}')
+    >>> write_image('work_dirs/run/heatmaps/good_000.png', np.zeros((8, 8, 3), np.uint8))
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import cv2
+import numpy as np
 from mmengine.fileio import LocalBackend, register_backend
 
 TEMP_SUFFIX = '.tmp'
@@ -75,6 +82,61 @@ def atomic_open(path: str | Path, mode: str = 'wb', encoding: str | None = None)
             os.remove(temp)
         raise
     _fsync_folder(osp.dirname(target))
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`), creating missing folders.
+
+    Args:
+        path: Target file.
+        data: The whole content.
+
+    Raises:
+        OSError: The write failed (e.g. ``ENOSPC``); the error keeps its ``errno`` and names ``path``. The target
+            keeps its old content (or stays absent).
+    """
+    try:
+        with atomic_open(path, 'wb') as file:
+            file.write(data)
+    except OSError as error:
+        raise OSError(error.errno, f'{error.strerror or error} while writing', str(path)) from error
+
+
+def write_text(path: str | Path, text: str, encoding: str = 'utf-8') -> None:
+    """Write ``text`` to ``path`` atomically; a failure raises ``OSError`` naming ``path`` (see :func:`write_bytes`).
+
+    Args:
+        path: Target file.
+        text: The whole content.
+        encoding: Text encoding.
+    """
+    write_bytes(path, text.encode(encoding))
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Encode an image with OpenCV in the format of the path's extension and write it atomically.
+
+    Unlike ``cv2.imwrite``, which returns False (and libpng prints "Write Error") when the disk is full, every
+    failure raises.
+
+    Args:
+        path: Target file; its extension (``.png``, ``.jpg``, ...) chooses the format.
+        image: uint8 (H, W) grey or (H, W, 3) BGR image (or what OpenCV can encode in that format).
+
+    Raises:
+        ValueError: OpenCV cannot encode the image in that format.
+        OSError: The write failed; the error names ``path`` (see :func:`write_bytes`).
+    """
+    extension = osp.splitext(str(path))[1]
+    problem = f'cannot encode an image of shape {image.shape} and dtype {image.dtype} as {extension or "(none)"} ' \
+              f'for {path}; expected an extension OpenCV writes (e.g. .png) and an image it can store'
+    try:
+        encoded, buffer = cv2.imencode(extension, image)
+    except cv2.error as error:
+        raise ValueError(f'{problem} (OpenCV: {str(error).strip()})') from None
+    if not encoded:
+        raise ValueError(problem)
+    write_bytes(path, buffer.tobytes())
 
 
 def _fsync_folder(folder: str) -> None:

@@ -113,7 +113,7 @@ def test_unreadable_mask(data_root):
 
 
 def test_missing_category_split_and_data_folders(data_root):
-    with pytest.raises(FileNotFoundError, match=r"Eyecandies category folder .*Lollipop is missing or empty \(folders "
+    with pytest.raises(FileNotFoundError, match=r"Eyecandies category folder .*Lollipop does not exist \(folders "
                                                 r"found in .*: \['CandyCane'\]\).*docs/datasets\.md"):
         EyecandiesDataset(category='Lollipop', data_root=str(data_root))
     (data_root / 'Confetto' / 'train').mkdir(parents=True)
@@ -121,9 +121,24 @@ def test_missing_category_split_and_data_folders(data_root):
         EyecandiesDataset(category='Confetto', split='train', data_root=str(data_root))
     with pytest.raises(FileNotFoundError, match=r'split folder .*Confetto/val does not exist'):
         EyecandiesDataset(category='Confetto', split='validation', data_root=str(data_root))
+    (data_root / 'Confetto' / 'train' / 'data').symlink_to('data')
+    with pytest.raises(FileNotFoundError, match=r'Confetto/train/data is a symbolic link loop'):
+        EyecandiesDataset(category='Confetto', split='train', data_root=str(data_root))
+    (data_root / 'Confetto' / 'train' / 'data').unlink()
     (data_root / 'Confetto' / 'train' / 'data').mkdir()
     (data_root / 'Confetto' / 'train' / 'data' / '000_pose.txt').write_text('')
     with pytest.raises(FileNotFoundError, match=r'Confetto/train/data holds no sample: expected NNN_image_4\.png'):
         EyecandiesDataset(category='Confetto', split='train', data_root=str(data_root))
     with pytest.raises(ValueError, match=r"split must be one of \('train', 'validation', 'test'\), got 'test_public'"):
         EyecandiesDataset(category='CandyCane', split='test_public', data_root=str(data_root))
+
+
+def test_dot_files_are_skipped(data_root):
+    """macOS AppleDouble files (._NNN_image_4.png) and .DS_Store in a data folder are not samples."""
+    data_dir = data_root / 'CandyCane' / 'test_public' / 'data'
+    for name in ('._01_image_4.png', '._01_normals.png', '._03_image_4.png', '._03_mask.png', '.DS_Store'):
+        (data_dir / name).write_bytes(b'\x00\x05\x16\x07')
+    (data_root / 'CandyCane' / '._test_public').write_bytes(b'')
+    dataset = EyecandiesDataset(category='CandyCane', split='test', data_root=str(data_root))
+    assert [info['sample_name'] for info in dataset.load_data_list()] == [
+        'good_00', 'anomalous_01', 'anomalous_02', 'good_10']

@@ -121,19 +121,59 @@ def test_gt_without_rgb_and_many_problems_listed(data_root):
     assert str(error.value).count('has no rgb image') == 2
 
 
-@pytest.mark.parametrize('make', ['missing', 'empty'])
-def test_missing_or_empty_category(data_root, make):
-    if make == 'empty':
-        (data_root / 'cookie').mkdir()
-    with pytest.raises(FileNotFoundError, match=r'MVTec 3D-AD category folder .*cookie is missing or empty '
-                                                r"\(folders found in .*: \['bagel'.*\]\)"
+def make_unusable_category(folder, kind):
+    """Make ``folder`` one of the things a category folder must not be."""
+    if kind == 'empty':
+        folder.mkdir()
+    elif kind == 'hidden files only':
+        folder.mkdir()
+        (folder / '.DS_Store').write_bytes(b'')
+        (folder / '._train').write_bytes(b'')
+    elif kind == 'link loop':
+        folder.symlink_to(folder.name)
+    elif kind == 'broken link':
+        folder.symlink_to(folder.parent / 'gone')
+    elif kind == 'file':
+        folder.write_text('not a folder')
+
+
+@pytest.mark.parametrize(('kind', 'description'), [
+    ('missing', 'does not exist'),
+    ('empty', 'is empty'),
+    ('hidden files only', r'holds hidden files only \(\.DS_Store, \._train\)'),
+    ('link loop', r'is a symbolic link loop \(.*cookie -> cookie\)'),  # was: "is missing or empty"
+    ('broken link', r'is a symbolic link to .*gone, which does not exist'),
+    ('file', 'is a file, not a folder'),
+])
+def test_unusable_category_folder_says_what_it_is(data_root, kind, description):
+    make_unusable_category(data_root / 'cookie', kind)
+    (data_root / '.Trashes').mkdir()
+    with pytest.raises(FileNotFoundError, match=rf'MVTec 3D-AD category folder .*cookie {description} '
+                                                r"\(folders found in .*: \['bagel'(, 'cookie')?\]\)"
                                                 r'.*cookie/train/good/rgb/000\.png.*data_root.*docs/datasets\.md'):
         MVTec3DDataset(category='cookie', split='train', data_root=str(data_root))
 
 
 def test_missing_data_root(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r'nowhere is missing or empty.*docs/datasets\.md'):
+    with pytest.raises(FileNotFoundError, match=r'bagel does not exist \(.*nowhere does not exist\).*datasets\.md'):
         MVTec3DDataset(category='bagel', data_root=str(tmp_path / 'nowhere'))
+    (tmp_path / 'loop').symlink_to('loop')
+    with pytest.raises(FileNotFoundError, match=r'loop/bagel lies under a symbolic link loop \(.*loop is a '
+                                                r'symbolic link loop'):
+        MVTec3DDataset(category='bagel', data_root=str(tmp_path / 'loop'))
+
+
+def test_dot_files_and_folders_are_skipped(data_root):
+    """Case 16 of issue 8: before, ._000.png (macOS AppleDouble) was "rgb image ._000.png has no point cloud"."""
+    crack = data_root / 'bagel' / 'test' / 'crack'
+    for sub, name in (('rgb', '._000.png'), ('xyz', '._000.tiff'), ('gt', '._000.png'), ('gt', '.DS_Store')):
+        (crack / sub / name).write_bytes(b'\x00\x05\x16\x07')
+    (data_root / 'bagel' / 'test' / '.ipynb_checkpoints' / 'rgb').mkdir(parents=True)
+    (data_root / 'bagel' / 'test' / '.DS_Store').write_bytes(b'')
+    dataset = MVTec3DDataset(category='bagel', split='test', data_root=str(data_root))
+    assert [info['sample_name'] for info in dataset.load_data_list()] == [
+        'good_000', 'good_001', 'combined_000', 'crack_000', 'crack_001']
+    assert dataset.metainfo['defect_types'] == ('good', 'combined', 'crack')
 
 
 def test_missing_or_empty_split_and_bad_split_name(data_root):
@@ -144,6 +184,9 @@ def test_missing_or_empty_split_and_bad_split_name(data_root):
     shutil.rmtree(data_root / 'bagel/validation')
     with pytest.raises(FileNotFoundError, match=r"split folder .*bagel/validation does not exist \(folders present: "
                                                 r"\['calibration', 'test', 'train'\]\)"):
+        MVTec3DDataset(category='bagel', split='validation', data_root=str(data_root))
+    (data_root / 'bagel/validation').symlink_to('validation')
+    with pytest.raises(FileNotFoundError, match=r'split folder .*bagel/validation is a symbolic link loop'):
         MVTec3DDataset(category='bagel', split='validation', data_root=str(data_root))
     with pytest.raises(ValueError, match=r"split must be one of \('train', 'validation', 'test'\), got 'val'"):
         MVTec3DDataset(category='bagel', split='val', data_root=str(data_root))

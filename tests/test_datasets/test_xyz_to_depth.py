@@ -103,12 +103,28 @@ def test_errors_name_the_file():
     transform = XYZToDepth(size=32)
     sparse = np.zeros((64, 64, 3), dtype=np.float32)
     sparse[1, 1] = (0.0, 0.0, 0.5)  # one valid point, dropped by the nearest resize
-    with pytest.raises(ValueError, match=r'scene\.tiff: no valid point is left after resizing'):
+    with pytest.raises(ValueError, match=r'scene\.tiff: the 64x64 point cloud holds 1 valid point\(s\) \(z != 0\) and '
+                                         r'none is left after the nearest resize to \(32, 32\)'):
         transform.transform(dict(xyz=sparse, xyz_path='scene.tiff'))
     sparse = np.zeros((32, 32, 3), dtype=np.float32)
     sparse[10:12, 10] = (0.0, 0.0, 0.5)
-    with pytest.raises(ValueError, match=r'scene\.tiff: a plane needs at least 3 valid points, got 0'):
+    with pytest.raises(ValueError, match=r'scene\.tiff: no table plane can be fitted: the 32x32 point cloud holds 2 '
+                                         r'valid point\(s\) \(z != 0\), 0 of them in its 3-pixel border band'):
         transform.transform(dict(xyz=sparse, xyz_path='scene.tiff'))
+
+
+def test_a_single_valid_point_is_reported_as_found():
+    """Case 16 of issue 8: one valid point said "a plane needs at least 3 valid points, got 0"."""
+    single = np.zeros((64, 64, 3), dtype=np.float32)
+    single[32, 32] = (0.0, 0.0, 0.5)
+    with pytest.raises(ValueError, match=r'one\.tiff: no table plane can be fitted: the 32x32 point cloud holds 1 '
+                                         r'valid point\(s\) \(z != 0\), 0 of them in its 3-pixel border band and '
+                                         r'\[0, 0, 0\] in the top-left, top-right and bottom-left corner patches; '
+                                         r'expected the table around the object'):
+        XYZToDepth(size=32).transform(dict(xyz=single, xyz_path='one.tiff'))
+    single[0, 5] = (0.1, 0.0, 0.6)  # now one of them lies in the border band
+    with pytest.raises(ValueError, match=r'holds 2 valid point\(s\) \(z != 0\), 1 of them in its 3-pixel border'):
+        XYZToDepth(size=64).transform(dict(xyz=single, xyz_path='one.tiff'))
 
 
 def test_output_range_and_fill_passes_are_parameters():

@@ -57,8 +57,10 @@ def trained(tmp_path_factory):
 
 def test_metrics_json_layout(trained):
     metrics = trained['metrics']
-    assert list(metrics) == ['fused', 'rgb', 'depth']
-    for per_defect in metrics.values():
+    assert list(metrics) == ['fused', 'rgb', 'depth', 'notes', 'run']
+    assert metrics['run']['checkpoint'] == str(trained['checkpoint'])
+    assert metrics['run']['dataset'] == dict(dataset_name='MVTec 3D-AD', category='synthetic', split='test')
+    for per_defect in (metrics[source] for source in ('fused', 'rgb', 'depth')):
         assert set(per_defect) == {'all', 'color', 'dent', 'crack'}
         for values in per_defect.values():
             assert set(values) == METRIC_NAMES

@@ -1,10 +1,13 @@
+import errno
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from mmengine.logging import MMLogger
 
+import mmad.utils.fileio as fileio
 from mmad.engine.hooks import AnomalyMapVisualizationHook
 from mmad.structures import ADDataSample
 from mmad.visualization import colorize, draw_sample_panel
@@ -52,3 +55,53 @@ def test_hook_writes_one_panel_per_sample(tmp_path):
     # image, ground truth, fused, rgb, depth tiles of 32 px (maps of 16 px enlarged), plus the title bar
     assert panel.shape == (32 + 18, 32 * 5, 3)
     assert hook._records == []
+
+
+def _run_test_epoch(runner, hooks, samples):
+    for hook in hooks:
+        hook.before_test(runner)
+    for hook in hooks:
+        hook.after_test_iter(runner, 0, outputs=samples)
+    for hook in hooks:
+        hook.after_test_epoch(runner)
+
+
+def test_a_full_disk_stops_the_hook_with_an_error_naming_the_heatmap(tmp_path, monkeypatch):
+    """Case 4 of issue 8: the second write fails with ENOSPC; before, cv2.imwrite's False was ignored."""
+    real_atomic_open, calls = fileio.atomic_open, []
+
+    def disk_full_after_one_file(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_atomic_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(fileio, 'atomic_open', disk_full_after_one_file)
+    log_file = tmp_path / 'hook.log'
+    hook = AnomalyMapVisualizationHook(out_dir='heatmaps', tile_size=16)
+    runner = SimpleNamespace(work_dir=str(tmp_path), hooks=[hook],
+                             logger=MMLogger.get_instance('test_vis_hook_disk_full', log_file=str(log_file)))
+    samples = [_sample(tmp_path, f'crack_00{index}', 'crack', 1.0 + index) for index in range(4)]
+    with pytest.raises(OSError, match=r"No space left on device while writing: '.*heatmaps/crack/crack_001\.png'") \
+            as error:
+        _run_test_epoch(runner, [hook], samples)
+    assert error.value.errno == errno.ENOSPC
+    assert sorted(path.name for path in (tmp_path / 'heatmaps' / 'crack').iterdir()) == ['crack_000.png']
+    assert 'Heatmaps of' not in log_file.read_text()
+
+
+def test_a_later_heatmap_hook_replaces_the_configs_one(tmp_path):
+    """A config's hook plus the one tools/test.py --show-dir appends: every heatmap is written once, to show-dir."""
+    log_file = tmp_path / 'hook.log'
+    config_hook = AnomalyMapVisualizationHook(out_dir='heatmaps', max_samples=64, tile_size=16)
+    show_dir_hook = AnomalyMapVisualizationHook(out_dir=str(tmp_path / 'show'), tile_size=16)
+    runner = SimpleNamespace(work_dir=str(tmp_path), hooks=[config_hook, show_dir_hook],
+                             logger=MMLogger.get_instance('test_vis_hook_twice', log_file=str(log_file)))
+    _run_test_epoch(runner, [config_hook, show_dir_hook],
+                    [_sample(tmp_path, 'good_000', 'good', 0.0), _sample(tmp_path, 'crack_000', 'crack', 3.0)])
+    assert not (tmp_path / 'heatmaps').exists()
+    assert sorted(p.name for p in (tmp_path / 'show').rglob('*.png')) == ['crack_000.png', 'good_000.png']
+    log_text = log_file.read_text()
+    assert f"AnomalyMapVisualizationHook(out_dir='heatmaps') is idle: the one registered after it writes the " \
+           f"heatmaps, to '{tmp_path / 'show'}'" in log_text
+    assert log_text.count('Heatmaps of 2 samples written') == 1

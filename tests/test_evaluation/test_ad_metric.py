@@ -1,12 +1,16 @@
 import json
 import math
+import os
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from mmengine.evaluator import Evaluator
-from mmengine.logging import MMLogger
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.structures import BaseDataElement
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
@@ -14,11 +18,13 @@ from sklearn.metrics import roc_auc_score
 from mmad.evaluation.functional import au_pro, auroc, average_precision, pixel_metrics
 from mmad.evaluation.metrics import ADMetric, format_metrics_table
 from mmad.evaluation.metrics.results_table import format_percent
+from mmad.evaluation.metrics.run_record import run_record
 from mmad.registry import METRICS
 
 SIZE = 16
 MODALITIES = ('rgb', 'depth')
 DEFECTS = ['good'] * 4 + ['crack'] * 4 + ['hole'] * 4 + ['scratch'] * 2
+MODALITIES_AND_FUSED = ('fused', *MODALITIES)
 METRIC_NAMES = ['I-AUROC', 'P-AUROC', 'AUPRO@0.3', 'AUPRO@0.05', 'I-AP', 'P-AP']
 
 
@@ -100,7 +106,13 @@ def test_end_to_end_json_flat_dict_and_table(tmp_path, logger):
 
     with open(tmp_path / 'work' / 'metrics.json') as file:
         saved = json.load(file)
-    assert list(saved) == ['fused', 'rgb', 'depth']
+    assert list(saved) == ['fused', 'rgb', 'depth', 'notes', 'run']
+    assert saved['notes'] == [
+        "2 sample(s) of a defect type other than 'good' have no anomalous pixel in their ground truth at the "
+        "evaluated resolution ('map') and count as normal images: test/scratch/rgb/012.png, test/scratch/rgb/013.png.",
+        "I-AUROC, P-AUROC, AUPRO@0.3, AUPRO@0.05, I-AP, P-AP null in subset 'scratch': it holds no anomalous image "
+        "(no ground-truth mask of its samples has an anomalous pixel)."]
+    saved = {source: saved[source] for source in MODALITIES_AND_FUSED}
     defects = np.array(DEFECTS)
     subsets = {'all': np.arange(len(DEFECTS)), 'crack': np.flatnonzero(np.isin(defects, ['good', 'crack'])),
                'hole': np.flatnonzero(np.isin(defects, ['good', 'hole'])),
@@ -242,3 +254,95 @@ def test_kept_maps_do_not_alias_the_model_outputs():
     assert not sample['anomaly_map'].any()
     np.testing.assert_array_equal(metric.results[0]['maps']['fused'], expected_map)
     np.testing.assert_array_equal(metric.results[0]['gt_mask'], expected_mask)
+
+
+def read_json(path):
+    with open(path) as file:
+        return json.load(file)
+
+
+def test_a_test_set_without_good_samples_says_why_i_auroc_is_null(tmp_path, logger):
+    """Case 5 of issue 8: before, I-AUROC was null in metrics.json and nan in the table without a reason."""
+    arrays = make_arrays()
+    defective = [data_sample(arrays, index) for index in range(4, 12)]  # crack and hole, every mask has a region
+    flat = evaluate(ADMetric(out_dir=str(tmp_path / 'work')), defective)
+    saved = read_json(tmp_path / 'work' / 'metrics.json')
+    assert math.isnan(flat['fused/all/I-AUROC']) and saved['fused']['hole']['I-AUROC'] is None
+    assert saved['fused']['all']['P-AUROC'] is not None
+    reason = ('I-AUROC null in every subset: it holds no normal image (every sample has an anomalous pixel; the test '
+              'set has 0 normal images in all), so I-AP is 1 whatever the scores.')
+    assert saved['notes'] == [reason]
+    assert (tmp_path / 'eval.log').read_text().count(reason) == 1
+
+
+def test_a_test_set_without_defective_samples_says_why_every_metric_is_null(tmp_path, logger):
+    arrays = make_arrays()
+    evaluate(ADMetric(out_dir=str(tmp_path / 'work')), [data_sample(arrays, index) for index in range(4)])
+    saved = read_json(tmp_path / 'work' / 'metrics.json')
+    assert all(value is None for value in saved['rgb']['all'].values())
+    assert saved['notes'] == ['I-AUROC, P-AUROC, AUPRO@0.3, I-AP, P-AP null in every subset: it holds no anomalous '
+                              'image (no ground-truth mask of its samples has an anomalous pixel).']
+
+
+def test_a_defect_sample_with_an_empty_mask_is_named_and_counted_as_normal(tmp_path, logger):
+    arrays = make_arrays()
+    arrays['masks'][6] = False  # a crack sample whose ground truth is all zero
+    samples = [data_sample(arrays, index) for index in range(8)]
+    evaluate(ADMetric(out_dir=str(tmp_path / 'work')), samples)
+    saved = read_json(tmp_path / 'work' / 'metrics.json')
+    labels = arrays['masks'][:8].any(axis=(1, 2))
+    assert saved['fused']['all']['I-AUROC'] == pytest.approx(roc_auc_score(labels, arrays['fused_scores'][:8]))
+    note = ("1 sample(s) of a defect type other than 'good' have no anomalous pixel in their ground truth at the "
+            "evaluated resolution ('map') and count as normal images: test/crack/rgb/006.png.")
+    assert saved['notes'] == [note]
+    assert (tmp_path / 'eval.log').read_text().count(note) == 1
+
+
+def test_metrics_json_records_the_run_and_each_run_keeps_its_file(tmp_path, logger):
+    arrays = make_arrays()
+    samples = [data_sample(arrays, index) for index in range(len(DEFECTS))]
+    work = tmp_path / 'work'
+    metric = ADMetric(out_dir=str(work), checkpoint='work_dirs/crd/epoch_3.pth', config='configs/crd/x.py')
+    metric.dataset_meta = dict(dataset_name='MVTec 3D-AD', category='bagel', split='test', defect_types=('good',))
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    evaluate(metric, samples)
+    evaluate(metric, samples)
+    run_files = sorted(work.glob('metrics_*.json'))
+    assert len(run_files) == 2 and sorted(path.name for path in work.iterdir()) == sorted(
+        ['metrics.json', *(path.name for path in run_files)])
+    latest = read_json(work / 'metrics.json')
+    assert latest == read_json(run_files[-1]) and latest['run']['time'] >= read_json(run_files[0])['run']['time']
+    run = latest['run']
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+    assert run['git_revision'] in (head, f'{head}-dirty')
+    assert run['checkpoint'] == os.path.abspath('work_dirs/crd/epoch_3.pth')
+    assert run['config'] == os.path.abspath('configs/crd/x.py')
+    assert run['dataset'] == dict(dataset_name='MVTec 3D-AD', category='bagel', split='test')
+    assert before <= datetime.fromisoformat(run['time']) <= datetime.now(timezone.utc)
+    stamp = datetime.fromisoformat(run['time']).strftime('%Y%m%d_%H%M%S')
+    assert any(path.name.startswith(f'metrics_{stamp}') for path in run_files)
+
+
+def test_checkpoint_defaults_to_the_runners_load_from(tmp_path, logger):
+    hub = MessageHub.get_instance(f'test_ad_metric_hub_{tmp_path.name}')
+    hub.update_info('cfg', "model = dict(type='CRD')\nload_from = 'work_dirs/demo/epoch_30.pth'\nresume = False\n")
+    hub.update_info('experiment_name', 'crd_demo_synthetic_20261201_000000')
+    arrays = make_arrays()
+    evaluate(ADMetric(out_dir=str(tmp_path)), [data_sample(arrays, index) for index in range(len(DEFECTS))])
+    run = read_json(tmp_path / 'metrics.json')['run']
+    assert run['checkpoint'] == os.path.abspath('work_dirs/demo/epoch_30.pth')
+    assert run['experiment'] == 'crd_demo_synthetic_20261201_000000' and run['config'] is None
+
+
+def test_a_failed_metrics_write_names_the_file(tmp_path, logger):
+    blocker = tmp_path / 'work'
+    blocker.write_text('a file where the work dir should be')
+    arrays = make_arrays()
+    with pytest.raises(OSError, match=r"while writing: '.*work/metrics_\d{8}_\d{6}\.json'"):
+        evaluate(ADMetric(out_dir=str(blocker)), [data_sample(arrays, index) for index in range(len(DEFECTS))])
+
+
+def test_run_record_keeps_uris_and_makes_local_paths_absolute():
+    record = run_record(checkpoint='s3://bucket/epoch_3.pth', config='x.py')
+    assert record['checkpoint'] == 's3://bucket/epoch_3.pth' and record['config'] == os.path.abspath('x.py')

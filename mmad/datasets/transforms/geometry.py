@@ -105,7 +105,9 @@ class XYZToDepth(BaseTransform):
         """
         resized = resize_nearest(xyz, self.size)
         if not resized[..., 2].any():
-            raise ValueError(f'no valid point is left after resizing the point cloud to {self.size}')
+            raise ValueError(f'the {xyz.shape[0]}x{xyz.shape[1]} point cloud holds {np.count_nonzero(xyz[..., 2])} '
+                             f'valid point(s) (z != 0) and none is left after the nearest resize to {self.size}; '
+                             'expected a scan of the object on its table')
         plane, _ = estimate_table_plane(resized, self.corner_size, self.plane_threshold, self.ransac_trials)
         foreground = foreground_mask(resized, plane, self.plane_threshold, self.closing_kernel_size,
                                      self.closing_iterations)

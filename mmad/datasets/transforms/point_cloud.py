@@ -155,13 +155,25 @@ def estimate_table_plane(xyz: np.ndarray, patch_size: int, inlier_threshold: flo
 
     Returns:
         ``(plane, used_fallback)``.
+
+    Raises:
+        ValueError: Neither plane exists: the message says how many valid points the point cloud, its border band
+            and its corner patches hold.
     """
     points, valid_counts = corner_points(xyz, patch_size)
     if (valid_counts > 0).all():
         normal, offset = plane_through_points(*points)
         if _sines(points[2] - points[0], points[1] - points[0], normal) > MIN_SINE:
             return (normal, offset), False
-    return fit_plane_ransac(border_points(xyz, patch_size), inlier_threshold, num_trials), True
+    band = border_points(xyz, patch_size)
+    if len(band) < 3:
+        height, width = xyz.shape[:2]
+        raise ValueError(
+            f'no table plane can be fitted: the {height}x{width} point cloud holds {np.count_nonzero(xyz[..., 2])} '
+            f'valid point(s) (z != 0), {len(band)} of them in its {patch_size}-pixel border band and '
+            f'{valid_counts.tolist()} in the top-left, top-right and bottom-left corner patches; expected the table '
+            f'around the object: 3 valid points or more in the border band')
+    return fit_plane_ransac(band, inlier_threshold, num_trials), True
 
 
 def plane_distance(xyz: np.ndarray, plane: Plane) -> np.ndarray:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import os.path as osp
 
 import cv2
-import mmengine
 import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from mmad.registry import HOOKS
+from mmad.utils.fileio import write_image
 from mmad.visualization import draw_sample_panel
 
 
@@ -19,7 +19,12 @@ class AnomalyMapVisualizationHook(Hook):
 
     Maps are kept as float16 during the test and drawn after it, so every map of one kind shares one colour
     scale (from the ``low``-th to the ``high``-th percentile of all its test pixels). Files go to
-    ``out_dir/<defect_type>/<sample_name>.png``; on several processes each rank draws its own samples.
+    ``out_dir/<defect_type>/<sample_name>.png``; on several processes each rank draws its own samples. A file that
+    cannot be written (e.g. a full disk) raises ``OSError`` naming it.
+
+    A runner holds at most one active heatmap hook: when several are registered (a config's hook and the one
+    ``tools/test.py --show-dir`` appends), the last one draws every heatmap once into its ``out_dir`` and the
+    earlier ones stay idle, so no heatmap is drawn twice.
 
     Args:
         out_dir: Output folder; relative paths are taken inside the work dir.
@@ -39,13 +44,21 @@ class AnomalyMapVisualizationHook(Hook):
         self.high = high
         self.tile_size = tile_size
         self._records: list[dict] = []
+        self._active = True
 
     def before_test(self, runner) -> None:
-        """Forget the records of an earlier test."""
+        """Forget the records of an earlier test; stay idle when a heatmap hook is registered after this one."""
         self._records = []
+        heatmap_hooks = [hook for hook in getattr(runner, 'hooks', ()) if isinstance(hook, AnomalyMapVisualizationHook)]
+        self._active = not heatmap_hooks or heatmap_hooks[-1] is self
+        if not self._active and is_main_process():
+            runner.logger.info(f'AnomalyMapVisualizationHook(out_dir={self.out_dir!r}) is idle: the one registered '
+                               f'after it writes the heatmaps, to {heatmap_hooks[-1].out_dir!r}')
 
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         """Keep the maps of each predicted sample."""
+        if not self._active:
+            return
         for sample in outputs or []:
             if self.max_samples is not None and len(self._records) >= self.max_samples:
                 return
@@ -83,9 +96,8 @@ class AnomalyMapVisualizationHook(Hook):
                 gt_mask = cv2.resize(gt_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
             panel = draw_sample_panel(image, gt_mask, maps, ranges,
                                       title=f"{record['defect_type']} {record['score']:.2f}")
-            path = osp.join(out_dir, record['defect_type'], f"{record['sample_name']}.png")
-            mmengine.mkdir_or_exist(osp.dirname(path))
-            cv2.imwrite(path, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+            write_image(osp.join(out_dir, record['defect_type'], f"{record['sample_name']}.png"),
+                        cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         if is_main_process():
             runner.logger.info(f'Heatmaps of {len(self._records)} samples written to {out_dir}')
         self._records = []

@@ -8,11 +8,10 @@ score), P-AUROC and P-AP over all pixels, and AU-PRO at each integration limit (
 Example:
     >>> val_evaluator = dict(type='ADMetric', integration_limits=(0.3, 0.05), out_dir='work_dirs/crd')
 """
-import json
+import logging
 import math
-import os
-import os.path as osp
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import cv2
@@ -27,9 +26,13 @@ from mmad.registry import METRICS
 
 from ..functional import auroc, average_precision, pixel_metrics
 from .results_table import format_metrics_table
+from .run_record import run_record, write_metrics_files
 
 FUSED = 'fused'
 RESOLUTIONS = ('map', 'native')
+RECORD_KEYS = ('notes', 'run')
+"""Keys of ``metrics.json`` beside the scores (``fused`` and the modalities); no modality may be named so."""
+MAX_LISTED_SAMPLES = 10
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -84,16 +87,25 @@ class ADMetric(BaseMetric):
     sample's native size (``resolution='native'``, the official MVTec 3D-AD protocol): maps are upsampled bilinearly
     to ``ori_shape`` and compared with the mask read from ``gt_path`` (binarised > 0, all zero when None).
 
-    Results are fractions; undefined metrics (e.g. one class only) are NaN, written as null in ``metrics.json``:
+    The image label comes from the ground truth at the evaluated resolution (an anomalous pixel makes an anomalous
+    image), as in the CRD code and the official Eyecandies evaluation, also for a sample in a defect folder: such a
+    sample with an all-zero mask counts as normal, and a note names it.
+
+    Results are fractions; undefined metrics (e.g. one class only) are NaN, written as null in ``metrics.json``,
+    and a note says why. ``metrics.json`` (the latest run; each run also keeps ``metrics_<time>.json``) holds
     ``{"fused": {"all": {"I-AUROC": .., "P-AUROC": .., "AUPRO@0.3": .., "I-AP": .., "P-AP": ..},
-    "<defect>": {...}}, "<modality>": {...}}``.
+    "<defect>": {...}}, "<modality>": {...}, "notes": [...], "run": {"checkpoint": .., "config": ..,
+    "git_revision": .., "time": .., ...}}``.
 
     Args:
         integration_limits: FPR limits of the AU-PRO, each in (0, 1]; one ``AUPRO@<limit>`` entry per limit.
         resolution: ``'map'`` or ``'native'``.
-        out_dir: Folder that receives ``metrics.json`` (created if missing); nothing is written when None.
+        out_dir: Folder that receives ``metrics.json`` and ``metrics_<time>.json`` (created if missing); nothing is
+            written when None.
         normal_defect_type: Defect type of the good samples, added to every per-defect subset.
         map_dtype: ``'float32'`` or ``'float16'``, the dtype the maps are kept in until ``compute_metrics``.
+        checkpoint: The evaluated checkpoint, recorded in ``metrics.json``; None: the runner's ``load_from``.
+        config: The config file, recorded in ``metrics.json``.
         collect_device: Device used to collect results across ranks, ``'cpu'`` or ``'gpu'``.
         prefix: Prefix of the metric names; none by default (``default_prefix = ''``), so that keys read
             ``fused/all/I-AUROC``.
@@ -108,6 +120,8 @@ class ADMetric(BaseMetric):
                  out_dir: str | None = None,
                  normal_defect_type: str = 'good',
                  map_dtype: str = 'float32',
+                 checkpoint: str | None = None,
+                 config: str | None = None,
                  collect_device: str = 'cpu',
                  prefix: str | None = None,
                  collect_dir: str | None = None) -> None:
@@ -124,6 +138,8 @@ class ADMetric(BaseMetric):
             raise ValueError(f"map_dtype must be 'float32' or 'float16', got {map_dtype!r}.")
         self.resolution = resolution
         self.out_dir = out_dir
+        self.checkpoint = checkpoint
+        self.config = config
         self.normal_defect_type = normal_defect_type
         self.map_dtype = np.dtype(map_dtype)
 
@@ -158,10 +174,10 @@ class ADMetric(BaseMetric):
                            'ori_shape).')
         branch_scores = dict(sample.get('branch_scores') or {})
         branch_maps = dict(sample.get('branch_maps') or {})
-        if FUSED in branch_maps or set(branch_scores) != set(branch_maps):
+        if set(branch_maps) & {FUSED, *RECORD_KEYS} or set(branch_scores) != set(branch_maps):
             raise ValueError(f'ADMetric: data sample {name} has branch_scores for {sorted(branch_scores)} and '
                              f'branch_maps for {sorted(branch_maps)}; expected the same modalities, none named '
-                             f'{FUSED!r}.')
+                             f'{(FUSED, *RECORD_KEYS)}.')
         # Own copies: a view would keep the model's batch tensors alive and see later in-place changes.
         gt_mask = _to_numpy(sample['gt_mask']).astype(bool)
         scores = {FUSED: float(sample['pred_score'])}
@@ -184,7 +200,7 @@ class ADMetric(BaseMetric):
             maps=maps)
 
     def compute_metrics(self, results: list) -> dict[str, float]:
-        """Compute every metric, log the table and write ``metrics.json`` to ``out_dir``.
+        """Compute every metric, log the table and the notes, write ``metrics.json`` to ``out_dir``.
 
         Args:
             results: The per-sample dicts kept by :meth:`process`, from every rank.
@@ -211,8 +227,11 @@ class ADMetric(BaseMetric):
                 for subset, indices in subsets.items()
             }
         print_log('\n' + format_metrics_table(metrics), logger='current')
+        notes = self._notes(results, gt_masks, image_labels, subsets, metrics)
+        for note in notes:
+            print_log(f'ADMetric: {note}', logger='current', level=logging.WARNING)
         if self.out_dir is not None:
-            self._write_json(metrics)
+            self._write_json(metrics, notes)
         return {
             f'{source}/{subset}/{name}': value
             for source, source_metrics in metrics.items()
@@ -255,17 +274,54 @@ class ADMetric(BaseMetric):
                   pixel.average_precision]
         return dict(zip(self.metric_names, values))
 
-    def _write_json(self, metrics: dict) -> None:
-        """Write the nested metrics to ``out_dir/metrics.json``, NaN as null."""
-        serialisable = {
+    def _notes(self, results: list, gt_masks: list[np.ndarray], image_labels: np.ndarray,
+               subsets: dict[str, np.ndarray], metrics: dict) -> list[str]:
+        """Why metrics are undefined, once per reason, and which defect samples count as normal images."""
+        notes = []
+        normal_in_defect = [result['name'] for result, label in zip(results, image_labels)
+                            if not label and result['defect_type'] != self.normal_defect_type]
+        if normal_in_defect:
+            listed = normal_in_defect[:MAX_LISTED_SAMPLES]
+            more = f' and {len(normal_in_defect) - len(listed)} more' if len(normal_in_defect) > len(listed) else ''
+            notes.append(f'{len(normal_in_defect)} sample(s) of a defect type other than {self.normal_defect_type!r} '
+                         f'have no anomalous pixel in their ground truth at the evaluated resolution '
+                         f'({self.resolution!r}) and count as normal images: {", ".join(listed)}{more}.')
+        undefined: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for subset, indices in subsets.items():
+            names = tuple(name for name in self.metric_names
+                          if any(math.isnan(values[subset][name]) for values in metrics.values()))
+            if names:
+                reason = self._why_undefined(indices, gt_masks, image_labels)
+                undefined.setdefault((reason, names), []).append(subset)
+        for (reason, names), where in undefined.items():
+            place = 'every subset' if len(where) == len(subsets) else 'subset ' + ', '.join(repr(s) for s in where)
+            notes.append(f'{", ".join(names)} null in {place}: {reason}.')
+        return notes
+
+    def _why_undefined(self, indices: np.ndarray, gt_masks: list[np.ndarray], image_labels: np.ndarray) -> str:
+        """Why a subset has undefined metrics: the class (image or pixel) it lacks."""
+        reasons = []
+        labels = image_labels[indices]
+        if not labels.any():
+            reasons.append('it holds no anomalous image (no ground-truth mask of its samples has an anomalous pixel)')
+        if labels.all():
+            reasons.append(f'it holds no normal image (every sample has an anomalous pixel; the test set has '
+                           f'{np.count_nonzero(~image_labels)} normal images in all), so I-AP is 1 whatever the scores')
+        if all(gt_masks[index].all() for index in indices):
+            reasons.append('it holds no normal pixel')
+        return '; '.join(reasons) or 'undefined for these scores'
+
+    def _write_json(self, metrics: dict, notes: list[str]) -> None:
+        """Write the nested metrics (NaN as null), the notes and the run record as ``metrics.json`` in ``out_dir``."""
+        now = datetime.now(timezone.utc)
+        content = {
             source: {
                 subset: {name: None if math.isnan(value) else value for name, value in values.items()}
                 for subset, values in source_metrics.items()
             }
             for source, source_metrics in metrics.items()
         }
-        os.makedirs(self.out_dir, exist_ok=True)
-        path = osp.join(self.out_dir, 'metrics.json')
-        with open(path, 'w', encoding='utf-8') as file:
-            json.dump(serialisable, file, indent=2, allow_nan=False)
-        print_log(f'ADMetric: metrics written to {path}', logger='current')
+        content['notes'] = notes
+        content['run'] = run_record(self.checkpoint, self.config, self.dataset_meta, now)
+        run_file, latest_file = write_metrics_files(self.out_dir, content, now)
+        print_log(f'ADMetric: metrics written to {latest_file} and {run_file}', logger='current')
