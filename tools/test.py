@@ -49,8 +49,11 @@ def merge_args(args: argparse.Namespace):
     cfg.resume = False
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     for evaluator in evaluators:
-        if evaluator.get('type') == 'ADMetric' and evaluator.get('out_dir') is None:
-            evaluator.out_dir = cfg.work_dir
+        if evaluator.get('type') == 'ADMetric':
+            if evaluator.get('out_dir') is None:
+                evaluator.out_dir = cfg.work_dir
+            evaluator.setdefault('checkpoint', args.checkpoint)
+            evaluator.setdefault('config', args.config)
     if args.show_dir is not None:
         cfg.setdefault('custom_hooks', []).append(dict(type='AnomalyMapVisualizationHook', out_dir=args.show_dir))
     return cfg
