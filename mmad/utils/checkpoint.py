@@ -10,10 +10,13 @@ let a crafted file run code. mmad keeps ``weights_only=True`` and instead change
 - :func:`load_from_local_safely` replaces mmengine's loader for local paths: ``weights_only=True`` with the small
   allow-list :data:`SAFE_GLOBALS`, and a clear :class:`UnsafeCheckpointError` for anything else. A file that is no
   checkpoint at all (a text file, an empty or a truncated file) is a :class:`NotACheckpointError` naming it;
-- :func:`update_checkpoint_state` rewrites some state-dict entries of a saved checkpoint atomically.
+- :func:`update_checkpoint_state` rewrites some state-dict entries of a saved checkpoint atomically;
+- :func:`publish_checkpoint` keeps what inference needs (``meta``, ``state_dict``) and names the file by its hash.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import os.path as osp
 import pickle
 import zipfile
@@ -173,6 +176,42 @@ def update_checkpoint_state(filename: str, state: dict[str, torch.Tensor]) -> No
     checkpoint['state_dict'].update(state)
     with atomic_open(filename, 'wb') as file:
         torch.save(checkpoint, file)
+
+
+#: Checkpoint entries that only resuming a training needs; a published checkpoint drops them.
+TRAINING_ONLY_KEYS = ('optimizer', 'param_schedulers', 'message_hub')
+HASH_LENGTH = 8
+
+
+def publish_checkpoint(in_file: str, out_file: str) -> str:
+    """Write ``in_file`` without its training-only state, named ``<out stem>-<first 8 hex of its SHA-256>.pth``.
+
+    The optimiser state (Adam's two moments double the size), the parameter schedulers and the message hub are
+    dropped; ``meta`` (modalities, branches, teacher, image size, config) and ``state_dict`` (weights and the fitted
+    aggregator state) are kept, so the result loads strictly for testing and inference but cannot be resumed.
+
+    Args:
+        in_file: A checkpoint written by mmad.
+        out_file: Output path; a ``.pth`` suffix is replaced by ``-<hash8>.pth``.
+
+    Returns:
+        The path written.
+    """
+    checkpoint = load_from_local_safely(in_file, map_location='cpu')
+    if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
+        raise ValueError(f'{in_file} holds no state_dict: expected a checkpoint written by mmad\'s training.')
+    published = {key: value for key, value in checkpoint.items() if key not in TRAINING_ONLY_KEYS}
+    stem = out_file[:-len('.pth')] if out_file.endswith('.pth') else out_file
+    temp = f'{stem}.unhashed.pth'
+    with atomic_open(temp, 'wb') as file:
+        torch.save(published, file)
+    digest = hashlib.sha256()
+    with open(temp, 'rb') as file:
+        for chunk in iter(lambda: file.read(1 << 20), b''):
+            digest.update(chunk)
+    final = f'{stem}-{digest.hexdigest()[:HASH_LENGTH]}.pth'
+    os.replace(temp, final)
+    return final
 
 
 def register_safe_checkpoint_loader() -> None:
