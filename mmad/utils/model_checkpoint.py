@@ -130,13 +130,14 @@ def match_checkpoint_to_model(checkpoint: Mapping, model: nn.Module, filename: s
     expected = get_state_dict(_unwrap(model))
     state_dict = _strip_wrapper_prefixes(state_dict, expected)
     state_dict = upgrade_legacy_state_dict(state_dict, recorded.get('branch_names'), filename)
+    trained = [key for key in expected if not key.startswith(AGGREGATOR_PREFIX)]
+    if not any(key in state_dict for key in trained):
+        raise CheckpointMismatchError(
+            f'Checkpoint {filename} holds none of the model\'s {len(trained)} weights (its keys: '
+            f'{_few(list(state_dict))}): not a checkpoint of this model.')
     state_dict = _aggregator_state_or_model_default(state_dict, expected, filename)
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
-    if all(key.startswith(AGGREGATOR_PREFIX) for key in expected if key not in missing):
-        raise CheckpointMismatchError(
-            f'Checkpoint {filename} holds none of the model\'s {len(expected)} weights (its keys: '
-            f'{_few(list(state_dict))}): not a checkpoint of this model.')
     mismatched = [f'{key} {_shape(state_dict[key])} in the checkpoint, {_shape(value)} in the model'
                   for key, value in expected.items() if key in state_dict and _shape(state_dict[key]) != _shape(value)]
     problems = [f'{len(keys)} {what} ({_few(keys)})'
