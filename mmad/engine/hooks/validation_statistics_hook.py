@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 
 from mmad.registry import HOOKS
 from mmad.utils.checkpoint import update_checkpoint_state
+from mmad.utils.model_checkpoint import AGGREGATOR_PREFIX
 
 NON_PADDING_SAMPLER = dict(type='DefaultSampler', shuffle=False, round_up=False)
-AGGREGATOR_PREFIX = 'aggregator.'
 
 
 @HOOKS.register_module()
