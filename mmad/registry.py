@@ -42,7 +42,7 @@ FUSERS = MODELS
 LOSSES = MODELS
 # Model wrappers for distributed training.
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmad.engine'])
-# Score aggregators: branch anomaly maps -> one map (plain callables, not nn.Modules).
+# Score aggregators: branch anomaly maps -> one map (nn.Modules owning their fitted state, kept apart from MODELS).
 AGGREGATORS = Registry('aggregator', locations=['mmad.models.aggregators'])
 
 # Optimisation.

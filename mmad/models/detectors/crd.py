@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
@@ -42,9 +41,10 @@ class CRD(BaseModel):
     their own optimisers and share no gradient.
 
     Scoring: per branch the raw map is the sum over levels of the upsampled ``1 - cos(F_CA, T_m)``; it is smoothed
-    with a Gaussian (``gaussian_sigma``), the aggregator fuses the smoothed maps (``NormalizedSum`` uses the
-    validation statistics stored in the buffers ``val_mean``, ``val_std``, ``val_stats_ready``) and the image score is
-    the maximum of the fused map.
+    with a Gaussian (``gaussian_sigma``), the child ``aggregator`` fuses the smoothed maps and the image score is the
+    maximum of the fused map. The aggregator owns its state, keyed by branch name (``NormalizedSum``: the buffers
+    ``aggregator.mean_<branch>``, ``aggregator.std_<branch>``, ``aggregator.fitted``), and is fitted on the raw
+    validation maps by ``ValidationStatisticsHook``.
 
     Args:
         modalities: Names of the input modalities, e.g. ``('rgb', 'depth')``.
@@ -62,7 +62,8 @@ class CRD(BaseModel):
         decoder: Config of the reverse decoder without shapes (default ``dict(type='ReverseDecoder')``).
         fuser: Config of the fuser without shapes (default ``dict(type='SoftmaxFuser', mode='softmax')``).
         loss: Config or module of the distillation loss (default ``dict(type='ReverseDistillationLoss')``).
-        aggregator: Config of the score aggregator in ``AGGREGATORS`` (default ``dict(type='NormalizedSum')``).
+        aggregator: Config of the score aggregator in ``AGGREGATORS`` without ``branch_names`` (default
+            ``dict(type='NormalizedSum')``).
         gaussian_sigma: Standard deviation of the Gaussian smoothing of each branch map, in pixels.
         stop_gradients: Whether the branches use the paper-era code's stop-gradients (see :class:`CRDBranch`).
         share_projections: Whether each branch keeps one BP and one IBP for all its assists (see :class:`CRDBranch`).
@@ -116,12 +117,11 @@ class CRD(BaseModel):
             self.add_module(f'branch_{name}', self._build_branch(name, part_cfgs, stop_gradients, share_projections))
         loss = loss or dict(type='ReverseDistillationLoss')
         self.distillation_loss = MODELS.build(loss) if isinstance(loss, dict) else loss
-        self.aggregator = AGGREGATORS.build(aggregator or dict(type='NormalizedSum'))
-
-        num_branches = len(self._branch_names)
-        self.register_buffer('val_mean', torch.zeros(num_branches, dtype=torch.float64))
-        self.register_buffer('val_std', torch.ones(num_branches, dtype=torch.float64))
-        self.register_buffer('val_stats_ready', torch.tensor(False))
+        aggregator = dict(aggregator or dict(type='NormalizedSum'))
+        if 'branch_names' in aggregator:
+            raise ValueError(f"CRD: aggregator.branch_names is the model's branches {self._branch_names}; remove it "
+                             f"from the aggregator config (got {aggregator['branch_names']!r}).")
+        self.aggregator = AGGREGATORS.build(dict(aggregator, branch_names=self._branch_names))
 
     @property
     def branch_names(self) -> tuple[str, ...]:
@@ -284,7 +284,7 @@ class CRD(BaseModel):
         """
         branch_maps = {name: gaussian_smooth(raw_map, self.gaussian_sigma)
                        for name, raw_map in self.raw_branch_maps(inputs).items()}
-        fused = self.aggregator(branch_maps, *self._aggregator_statistics())
+        fused = self.aggregator(branch_maps)
         scores = fused.flatten(1).amax(dim=1)
         branch_scores = {name: branch_map.flatten(1).amax(dim=1) for name, branch_map in branch_maps.items()}
         if data_samples is None:
@@ -295,36 +295,6 @@ class CRD(BaseModel):
             sample.set_field({name: branch_map[index] for name, branch_map in branch_maps.items()}, 'branch_maps')
             sample.set_field({name: score[index] for name, score in branch_scores.items()}, 'branch_scores')
         return data_samples
-
-    def set_validation_statistics(self, mean: Mapping[str, float], std: Mapping[str, float]) -> None:
-        """Store the global mean and standard deviation of each branch's raw validation maps.
-
-        Args:
-            mean: Branch -> mean.
-            std: Branch -> standard deviation (> 0).
-        """
-        for label, statistic in (('mean', mean), ('std', std)):
-            if set(statistic) != set(self._branch_names):
-                raise ValueError(f'CRD.set_validation_statistics: {label} needs exactly the branches '
-                                 f'{list(self._branch_names)}, got {sorted(statistic)}.')
-        for name in self._branch_names:
-            if not (math.isfinite(mean[name]) and math.isfinite(std[name]) and std[name] > 0):
-                raise ValueError(f'CRD.set_validation_statistics: branch {name!r} needs a finite mean and a positive '
-                                 f'std, got mean {mean[name]} and std {std[name]}.')
-        self.val_mean.copy_(torch.tensor([float(mean[name]) for name in self._branch_names], dtype=torch.float64))
-        self.val_std.copy_(torch.tensor([float(std[name]) for name in self._branch_names], dtype=torch.float64))
-        self.val_stats_ready.fill_(True)
-
-    def _aggregator_statistics(self) -> tuple[dict[str, Tensor] | None, dict[str, Tensor] | None]:
-        if not bool(self.val_stats_ready):
-            if getattr(self.aggregator, 'requires_statistics', False):
-                raise RuntimeError(
-                    f'CRD: the aggregator {type(self.aggregator).__name__} needs the validation statistics of the '
-                    'branch maps, but the model has none. Add ValidationStatisticsHook to custom_hooks (it computes '
-                    'them after training and before testing), load a checkpoint that holds them, or call '
-                    'set_validation_statistics(mean, std).')
-            return None, None
-        return (dict(zip(self._branch_names, self.val_mean)), dict(zip(self._branch_names, self.val_std)))
 
     def _run_branch(self, name: str, teacher_feats: FeatureLists) -> dict:
         """Call branch ``name`` through its (possibly DDP-wrapped) module's ``__call__``.

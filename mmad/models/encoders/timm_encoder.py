@@ -158,6 +158,11 @@ class TimmEncoder(BaseModule):
         else:
             self.width_factor = 1.0
 
+    @property
+    def identity(self) -> dict:
+        """What a checkpoint records of the teacher: ``dict(model_name=str, weights_sha256=str | None)``."""
+        return dict(model_name=self.model_name, weights_sha256=None)
+
     def train(self, mode: bool = True) -> 'TimmEncoder':
         """Keep the teacher in eval mode (BatchNorm running statistics) whatever ``mode`` is."""
         return super().train(False)
