@@ -260,3 +260,21 @@ def test_unreachable_hub_fails_at_once_and_once(tmp_path, monkeypatch, silent_se
         assert time.monotonic() - start < 5
     assert len(probes) == 1
     weight_sources.unreachable_reason.cache_clear()
+
+
+def test_pretrained_weights_from_the_hub_cache_offline(tmp_path, monkeypatch):
+    """A cached hub file loads without any network access, strictly, and is the teacher's identity."""
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path))
+    monkeypatch.setattr(weight_sources, 'unreachable_reason', lambda *args: pytest.fail('probed the hub'))
+    repo = tmp_path / 'models--timm--resnet18.a1_in1k'
+    (repo / 'refs').mkdir(parents=True)
+    (repo / 'refs' / 'main').write_text('0123abcd')
+    snapshot = repo / 'snapshots' / '0123abcd'
+    snapshot.mkdir(parents=True)
+    state_dict = {k: v.contiguous() for k, v in timm.create_model('resnet18').state_dict().items()}
+    save_file(state_dict, str(snapshot / 'model.safetensors'))
+    encoder = TimmEncoder('resnet18', pretrained=True)
+    assert_weights_equal(encoder, state_dict)
+    digest = hashlib.sha256((snapshot / 'model.safetensors').read_bytes()).hexdigest()
+    assert encoder.identity == dict(model_name='resnet18', weights_sha256=digest)
