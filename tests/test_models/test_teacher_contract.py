@@ -75,7 +75,9 @@ def check_loss_predict_and_training(model, steps=3, batch=2):
         assert last < 0.95 * first, (name, [h[f'{name}.loss'].item() for h in history])
 
 
-@pytest.mark.parametrize('model_name', ['resnet18', 'tf_efficientnet_lite0', 'mobilenetv3_small_050', 'convnext_atto'])
+@pytest.mark.parametrize('model_name', [
+    pytest.param('resnet18', marks=pytest.mark.slow),  # a 22 M-parameter student per branch
+    'tf_efficientnet_lite0', 'mobilenetv3_small_050', 'convnext_atto'])
 def test_random_teacher_of_any_family_trains_and_predicts(model_name):
     model = build_crd(dict(type='TimmEncoder', model_name=model_name, pretrained=False))
     check_loss_predict_and_training(model)
