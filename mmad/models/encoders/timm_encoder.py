@@ -82,12 +82,7 @@ class TimmEncoder(BaseModule):
                                        out_indices=out_indices)
         out_channels = tuple(self.model.feature_info.channels())
         self.spec: TeacherSpec = self._student_spec(network, out_indices, out_channels, tuple(strides))
-        weights_file = None
-        if checkpoint is not None:
-            weights_file, name = resolve_checkpoint(checkpoint), checkpoint
-        elif pretrained:
-            weights_file = pretrained_weights_file(model_name)
-            name = f'of timm {model_name!r}'
+        weights_file, name = self._weights_file(model_name, pretrained, checkpoint)
         if weights_file is None:
             if checkpoint_sha256 is not None or weight_converter is not None:
                 raise ValueError(f'TimmEncoder {model_name!r}: checkpoint_sha256 and weight_converter apply to a '
@@ -106,6 +101,15 @@ class TimmEncoder(BaseModule):
     def identity(self) -> dict[str, str | None]:
         """The teacher's name and the SHA-256 of the weights file it loaded (None for random weights)."""
         return dict(model_name=self.model_name, weights_sha256=self._weights_sha256)
+
+    @staticmethod
+    def _weights_file(model_name: str, pretrained: bool, checkpoint: str | None) -> tuple[Path | None, str]:
+        """The weights file to load (None for random weights) and its name for messages."""
+        if checkpoint is not None:
+            return resolve_checkpoint(checkpoint), checkpoint
+        if pretrained:
+            return pretrained_weights_file(model_name), f"timm's pretrained weights of {model_name!r}"
+        return None, ''
 
     @staticmethod
     def _select_levels(network: nn.Module, model_name: str, strides: tuple[int, ...]) -> tuple[int, ...]:
