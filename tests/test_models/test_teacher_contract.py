@@ -1,4 +1,5 @@
 """The teacher contract: any timm CNN is a CRD teacher, its student shaped by ``teacher.spec`` alone."""
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import mmad.engine.optimizers  # noqa: F401 (registers BranchOptimWrapperConstructor)
+from mmad.models.encoders import TeacherSpec
 from mmad.registry import MODELS
 from mmad.structures import ADDataSample
 
@@ -114,3 +116,34 @@ def test_packaged_pretrained_teacher_from_the_config_base():
                                                       depth=[torch.zeros(3, 4, 4)])), False)['inputs']
     assert torch.equal(scaled['rgb'], torch.ones(1, 3, 4, 4)) and torch.equal(scaled['depth'], -torch.ones(1, 3, 4, 4))
     check_loss_predict_and_training(model)
+
+
+@pytest.mark.parametrize('fields, message', [
+    (dict(strides=(4, 8)), r'must have one entry per level'),
+    (dict(strides=(4, 8, 32)), r'each stride must be twice the previous one, got \(4, 8, 32\)'),
+    (dict(block_type='dense'), r"block_type must be one of \('basic', 'bottleneck'\), got 'dense'"),
+    (dict(width_factor=2.0), r'basic blocks have width_factor 1, got 2.0'),
+    (dict(ocbe_blocks=0), r'every student stage needs a block'),
+])
+def test_teacher_spec_rejects_inconsistent_fields(fields, message):
+    spec = dict(out_channels=(8, 16, 32), strides=(4, 8, 16), block_type='basic', decoder_blocks=(2, 2, 2),
+                ocbe_blocks=2)
+    spec.update(fields)
+    with pytest.raises(ValueError, match=message):
+        TeacherSpec(**spec)
+
+
+def test_teacher_spec_is_frozen_and_normalises_sequences():
+    spec = TeacherSpec([8, 16], [4, 8], 'bottleneck', [1, 2], ocbe_blocks=1, width_factor=2.0)
+    assert spec.out_channels == (8, 16) and spec.decoder_blocks == (1, 2) and spec.ocbe_channels == 32
+    with pytest.raises(FrozenInstanceError):
+        spec.ocbe_blocks = 3
+
+
+def test_crd_needs_a_teacher_with_a_spec():
+    class SpeclessTeacher(torch.nn.Module):
+        def forward(self, x):
+            return [x]
+
+    with pytest.raises(TypeError, match='the teacher SpeclessTeacher must expose `spec`, a TeacherSpec'):
+        build_crd(SpeclessTeacher())

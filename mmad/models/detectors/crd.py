@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from mmad.registry import AGGREGATORS, MODELS
 from mmad.structures import ADDataSample
 
+from ..encoders import TeacherSpec
 from .anomaly_maps import cosine_distance_map, gaussian_smooth
 from .crd_branch import CRDBranch
 
@@ -348,7 +349,10 @@ class CRD(BaseModel):
         The shapes (channels, strides, number of inputs) are the teacher's and may not be changed in the config; the
         student layout (block type, blocks per stage, width factor) is the spec's default unless the config sets it.
         """
-        spec = self.teacher.spec
+        spec = getattr(self.teacher, 'spec', None)
+        if not isinstance(spec, TeacherSpec):
+            raise TypeError(f'CRD: the teacher {type(self.teacher).__name__} must expose `spec`, a TeacherSpec '
+                            f'(mmad.models.encoders), got {type(spec).__name__}.')
         num_assists = len(self.assists_of(name))
         ocbe = _with_shapes(part_cfgs['ocbe'], 'ocbe', in_channels=spec.out_channels,
                             num_inputs=1 + (num_assists if self.crossmodal_filter else 0), strides=spec.strides)
