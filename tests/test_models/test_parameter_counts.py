@@ -1,4 +1,4 @@
-"""Exact architecture of CRD's parts for the paper's WRN50 teacher (counts from the authors' code)."""
+"""Exact sizes of CRD's parts: the paper's WRN50 teacher (the authors' code) and a default student."""
 import pytest
 import torch
 
@@ -96,3 +96,18 @@ def test_resnet18_end_to_end_reproduces_teacher_shapes():
     for feats in (filtered, decoded, amplified):
         assert [f.shape for f in feats] == [f.shape for f in own]
     assert [f.shape for f in parts['decoder'](rd_ocbe(teacher.spec)(own))] == [f.shape for f in own]
+
+
+def test_efficientnet_lite0_default_student_parameter_counts():
+    """The default student of a non-ResNet teacher: basic blocks, 2 per decoder stage, 2 in the OCBE."""
+    with torch.device('meta'):
+        teacher = TimmEncoder('tf_efficientnet_lite0')
+        parts = build_parts(teacher)
+        rd_student_ocbe = rd_ocbe(teacher.spec)
+    assert teacher.spec.out_channels == (24, 40, 112) and teacher.spec.ocbe_channels == 224
+    assert trainable(parts['ocbe']) == 2_555_168
+    assert trainable(parts['decoder']) == 643_424
+    assert trainable(parts['bp']) == 524_640
+    assert trainable(parts['ibp']) == 192_768
+    assert sum(trainable(part) for part in parts.values()) == 3_916_006
+    assert trainable(rd_student_ocbe) + trainable(parts['decoder']) == 2_852_672
