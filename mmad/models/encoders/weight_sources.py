@@ -93,7 +93,7 @@ def unreachable_reason(url: str, timeout: float) -> str | None:
     except urllib.error.HTTPError as err:
         return f'{url} answered HTTP {err.code}'
     except (OSError, ValueError) as err:
-        return f'{url} did not answer within {timeout} s: {type(err).__name__}: {err}'
+        return f'{url} unreachable (probe of {timeout} s: {type(err).__name__}: {err})'
     return None
 
 
