@@ -179,11 +179,6 @@ class TimmEncoder(BaseModule):
                                f'{"; ".join(problems)}; {expected}.')
         self.model.model.load_state_dict({key: state_dict[key] for key in used_state})
 
-    @property
-    def identity(self) -> dict:
-        """What a checkpoint records of the teacher: ``dict(model_name=str, weights_sha256=str | None)``."""
-        return dict(model_name=self.model_name, weights_sha256=None)
-
     def train(self, mode: bool = True) -> 'TimmEncoder':
         """Keep the teacher in eval mode (BatchNorm running statistics) whatever ``mode`` is."""
         return super().train(False)
