@@ -5,19 +5,23 @@ fusion logits per level) is run through the public API (``CRD.raw_branch_maps``,
 compared with an independent re-computation (``crd_oracles``: the branch re-wired from its parts, the loss and the
 map written out with ``torch.nn.functional``), for 2 and 3 modalities.
 
-Mutations these tests were checked to catch (each makes at least one test below fail):
+Mutations these tests were checked to catch (each applied to the source, the tests run, the source restored):
 
 - ``CRD.raw_branch_maps`` building the map from ``decoder_feats`` instead of ``output_feats`` (the amplifier dropped
   from every anomaly map): ``test_raw_map_is_the_output_distance_to_the_own_teacher``.
-- ``loss_filter`` (or any other term) compared with an assist's teacher features instead of the branch's own:
-  ``test_each_loss_term_pairs_the_intended_features``.
-- Own and assist features swapped on the way into a branch (in ``CRD._run_branch`` or in the OCBE input of
-  ``CRDBranch.forward``): ``test_branch_outputs_equal_the_rewired_parts``,
-  ``test_raw_map_is_the_output_distance_to_the_own_teacher``, ``test_each_loss_term_pairs_the_intended_features``.
-- The fusion of a level using another level's weights, or the next stage fed with the decoder feature instead of the
-  fused one: ``test_fusion_uses_the_weights_of_its_level_and_feeds_the_next_stage``.
-- ``loss_output`` on the decoder features: ``test_each_loss_term_pairs_the_intended_features``.
+- ``loss_filter`` compared with the assists' teacher features (each assist's own, or the first assist's) instead of
+  the branch's own: ``test_each_loss_term_pairs_the_intended_features``.
+- Own and assist features swapped on the way into a branch (``CRD._run_branch``): ``test_raw_map_is_the_output_
+  distance_to_the_own_teacher``, ``test_each_loss_term_pairs_the_intended_features``,
+  ``test_without_amplifier_the_output_is_the_decoder``.
+- Own and BP features swapped in the OCBE input, or the IBP applied to the own features instead of the assist's
+  (``CRDBranch.forward``): ``test_branch_outputs_equal_the_rewired_parts`` and the two tests above.
+- The output of a level fused with another level's weights: ``test_fusion_uses_the_weights_of_its_level_and_feeds_
+  the_next_stage``, ``test_branch_outputs_equal_the_rewired_parts``, ``test_stop_gradients_change_no_value``.
+- The next decoder stage fed with the decoder feature instead of the fused one: the same three tests.
 - With the amplifier off, an output other than the decoder's: ``test_without_amplifier_the_output_is_the_decoder``.
+
+The stop-gradient mutations (a detach dropped) are caught in ``test_crd_gradients.py``.
 """
 import pytest
 import torch
