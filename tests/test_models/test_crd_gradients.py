@@ -6,9 +6,11 @@ the output ``F_CA`` uses detached ``F_D`` and ``F_IBP`` (the output loss trains 
 ``stop_gradients=False`` one fused tensor serves both. ``EXPECTED`` spells this out per term and part; the gradients
 themselves are compared with those of the re-wired oracle (``crd_oracles.reference_branch``).
 
-Mutations these tests catch: a detach dropped or added (e.g. the output fused without ``detach_inputs``, the next
-stage input with trainable weights), a term computed on other features (the table row changes), gradients leaking
-into the other branch or the teacher.
+Mutations these tests were checked to catch: the output fused without detaching ``F_D`` and ``F_IBP``
+(``test_parts_trained_by_each_term[...stop1-loss_output]`` and the oracle test), the next stage fed with the decoder
+feature instead of the fused one (both tests, ``loss_decoder`` and ``loss_output`` rows), ``loss_filter`` against an
+assist's teacher features, own/assist or own/BP swaps (``test_gradients_equal_the_rewired_oracle``). Gradients
+leaking into the other branch or the teacher fail ``test_parts_trained_by_each_term``.
 """
 import pytest
 import torch
