@@ -42,10 +42,10 @@ broadcast_object_list([dict(auroc=0.5)] if torch.distributed.get_rank() == 0 els
 shutdown_distributed()
 """
 # Without shutdown_distributed, a rank of this script aborts at exit ("terminate called without an active exception",
-# gloo threads outliving the interpreter) in a fraction of the runs: 8 of 30 when the fix was written, 3 of 6 on
-# 2026-12-02 (2 CPU cores, loaded). Timing decides it; delaying either rank's exit, or leaving async work in flight,
-# did not make it deterministic. With the lower rate (a run is clean with probability 0.73), 16 clean runs happen by
-# chance with probability 0.73 ** 16 = 0.0065: a passing test shows the fix works.
+# gloo threads outliving the interpreter) in a fraction of the runs: 8 of 30 when the fix was written; on 2026-12-02
+# (2 loaded CPU cores) 3 of 6, and 1 in the first 14 runs of this test with the fix removed. Timing decides it:
+# delaying either rank's exit, leaving async work in flight or 4 ranks per run did not make it deterministic. Pooled,
+# 12 aborts in 50 runs: 16 clean runs happen by chance with probability 0.76 ** 16 = 0.012 (0.0065 at the first rate).
 CLEAN_EXIT_RUNS = 16
 
 
