@@ -3,7 +3,8 @@
 Built from ``configs/crd/crd_mvtec3d_bagel.py`` on the meta device (no memory, no weights: the teacher's ImageNet
 weights are switched off), inspected through the public API only (``model.branch_<m>``, ``parameters()``), so a
 wiring change in ``CRD`` (an assist counted twice, a part missing, the wrong OCBE width) changes these numbers.
-Counts of the authors' code: crd_method_notes.md ("Parameter count of one WRN50 student").
+Counts of the authors' code: crd_method_notes.md ("Parameter count of one WRN50 student"). Checked: ``CRD`` building
+its fuser with one input too many fails all three tests here while test_parameter_counts.py stays green.
 """
 from pathlib import Path
 
