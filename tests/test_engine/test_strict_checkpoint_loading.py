@@ -20,7 +20,7 @@ SIZE = 32
 def build_crd(modalities=('rgb', 'depth'), teacher='resnet18', seed=0, **kwargs):
     torch.manual_seed(seed)
     return MODELS.build(dict(
-        type='CRD', modalities=modalities, teacher=dict(type='TimmEncoder', model_name=teacher, out_indices=(1, 2)),
+        type='CRD', modalities=modalities, teacher=dict(type='TimmEncoder', model_name=teacher, strides=(4, 8)),
         bottleneck=dict(type='BottleneckProjection', bottleneck_stride=16),
         data_preprocessor=dict(type='ADDataPreprocessor', modalities={name: NORMALISATION for name in modalities}),
         **kwargs)).eval()
@@ -108,7 +108,7 @@ def test_another_teacher_is_refused(tmp_path):
     torch.save(checkpoint, path)
     message = refusal(build_crd(), path, tmp_path)
     assert message.startswith(f'Checkpoint {path} does not fit the model: ')
-    assert 'unexpected weights (teacher.model.layer1.2.conv1.weight' in message
+    assert 'unexpected weights (teacher.model.model.layer1.2.conv1.weight' in message
 
 
 def test_a_file_whose_keys_match_nothing_is_refused(tmp_path):

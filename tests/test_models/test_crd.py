@@ -210,37 +210,6 @@ def test_shared_projections_are_one_per_branch():
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def grads_by_part(branch):
-    return {part: [p.grad for p in module.parameters()] for part, module in branch.named_children()}
-
-
-def has_gradient(grads):
-    return any(g is not None and g.abs().sum() > 0 for g in grads)
-
-
-def test_stop_gradients():
-    model = copy.deepcopy(cached_crd())
-    inputs = make_inputs(model.modalities, batch=1)
-    model.train()
-    losses = model(inputs, mode='loss')
-    losses['rgb.loss_output'].backward(retain_graph=True)
-    grads = grads_by_part(model.branch_rgb)
-    assert has_gradient(grads['fuser'])
-    assert not any(has_gradient(grads[part]) for part in ('bp', 'ocbe', 'decoder', 'ibp'))
-    model.zero_grad()
-    sum(losses[f'rgb.{key}'] for key in ('loss_decoder', 'loss_filter', 'loss_amplifier')).backward()
-    grads = grads_by_part(model.branch_rgb)
-    assert all(has_gradient(grads[part]) for part in ('bp', 'ocbe', 'decoder', 'ibp'))
-    assert not has_gradient(grads['fuser'])
-    assert all(p.grad is None for p in model.branch_depth.parameters())
-
-    no_stop = build_crd(stop_gradients=False)
-    no_stop.train()
-    no_stop(inputs, mode='loss')['rgb.loss_output'].backward()
-    grads = grads_by_part(no_stop.branch_rgb)
-    assert all(has_gradient(grads[part]) for part in ('fuser', 'decoder', 'ibp', 'ocbe'))
-
-
 @pytest.mark.parametrize('switches, depends', [
     (dict(crossmodal_filter=False, crossmodal_amplifier=False), False),
     (dict(crossmodal_filter=False, crossmodal_amplifier=True), True),
