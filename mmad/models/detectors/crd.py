@@ -28,8 +28,9 @@ class CRD(BaseModel):
     Layout: the child ``teacher`` (a frozen encoder shared by every modality, always in eval mode) and one direct
     child ``branch_<modality>`` (:class:`CRDBranch`) per branch holding that branch's whole student, so that
     ``MMSeparateDistributedDataParallel`` wraps the branches one by one. The assists of a branch are all the other
-    modalities. Every channel count, stride and block count of the parts is filled in from the built teacher
-    (``out_channels``, ``strides``, ``block_type``, ``stage_blocks``, ``next_stage_blocks``).
+    modalities. Every channel count and stride of the parts, and by default their block type and block counts, are
+    filled in from the built teacher's ``spec`` (:class:`~mmad.models.encoders.TeacherSpec`, the teacher contract):
+    any encoder exposing ``spec`` and returning one feature list per image is a teacher.
 
     For two modalities this is exactly CRD. Size with a WideResNet-50-2 teacher: one branch with one assist has
     193,356,806 trainable parameters (386,713,612 for RGB + depth); with three modalities each branch has two BPs,
@@ -57,9 +58,12 @@ class CRD(BaseModel):
             ``dict(type='BottleneckProjection', bottleneck_stride=32)``).
         amplifier: Config of the inverted bottleneck projection without shapes (default
             ``dict(type='InvertedBottleneckProjection', expansion=2)``).
-        ocbe: Config of the OCBE without shapes (default ``dict(type='MultiInputOCBE')``); ``out_blocks`` defaults
-            to the teacher's ``next_stage_blocks``.
-        decoder: Config of the reverse decoder without shapes (default ``dict(type='ReverseDecoder')``).
+        ocbe: Config of the OCBE without shapes (default ``dict(type='MultiInputOCBE')``); ``block_type``,
+            ``out_blocks`` and ``width_factor`` default to the teacher spec's ``block_type``, ``ocbe_blocks`` and
+            ``width_factor``.
+        decoder: Config of the reverse decoder without shapes (default ``dict(type='ReverseDecoder')``);
+            ``block_type``, ``stage_blocks`` and ``width_factor`` default to the spec's ``block_type``,
+            ``decoder_blocks`` and ``width_factor``.
         fuser: Config of the fuser without shapes (default ``dict(type='SoftmaxFuser', mode='softmax')``).
         loss: Config or module of the distillation loss (default ``dict(type='ReverseDistillationLoss')``).
         aggregator: Config of the score aggregator in ``AGGREGATORS`` (default ``dict(type='NormalizedSum')``).
@@ -339,25 +343,27 @@ class CRD(BaseModel):
 
     def _build_branch(self, name: str, part_cfgs: dict[str, dict], stop_gradients: bool,
                       share_projections: bool) -> CRDBranch:
-        teacher = self.teacher
-        in_channels = tuple(teacher.out_channels)
+        """Fill the part configs in from the teacher's :class:`~mmad.models.encoders.TeacherSpec`.
+
+        The shapes (channels, strides, number of inputs) are the teacher's and may not be changed in the config; the
+        student layout (block type, blocks per stage, width factor) is the spec's default unless the config sets it.
+        """
+        spec = self.teacher.spec
         num_assists = len(self.assists_of(name))
-        width_factor = getattr(teacher, 'width_factor', 1.0)
-        ocbe = _with_shapes(part_cfgs['ocbe'], 'ocbe', in_channels=in_channels,
-                            num_inputs=1 + (num_assists if self.crossmodal_filter else 0),
-                            block_type=teacher.block_type, strides=tuple(teacher.strides), width_factor=width_factor)
-        ocbe.setdefault('out_blocks', teacher.next_stage_blocks)
-        decoder = _with_shapes(part_cfgs['decoder'], 'decoder', block_type=teacher.block_type,
-                               in_channels=2 * in_channels[-1], out_channels=in_channels,
-                               stage_blocks=tuple(teacher.stage_blocks),
-                               width_factor=width_factor)
+        ocbe = _with_shapes(part_cfgs['ocbe'], 'ocbe', in_channels=spec.out_channels,
+                            num_inputs=1 + (num_assists if self.crossmodal_filter else 0), strides=spec.strides)
+        _with_layout(ocbe, block_type=spec.block_type, out_blocks=spec.ocbe_blocks, width_factor=spec.width_factor)
+        decoder = _with_shapes(part_cfgs['decoder'], 'decoder', in_channels=spec.ocbe_channels,
+                               out_channels=spec.out_channels)
+        _with_layout(decoder, block_type=spec.block_type, stage_blocks=spec.decoder_blocks,
+                     width_factor=spec.width_factor)
         bottleneck = amplifier = fuser = None
         if self.crossmodal_filter:
-            bottleneck = _with_shapes(part_cfgs['bottleneck'], 'bottleneck', in_channels=in_channels,
-                                      strides=tuple(teacher.strides))
+            bottleneck = _with_shapes(part_cfgs['bottleneck'], 'bottleneck', in_channels=spec.out_channels,
+                                      strides=spec.strides)
         if self.crossmodal_amplifier:
-            amplifier = _with_shapes(part_cfgs['amplifier'], 'amplifier', in_channels=in_channels)
-            fuser = _with_shapes(part_cfgs['fuser'], 'fuser', num_inputs=1 + num_assists, num_levels=len(in_channels))
+            amplifier = _with_shapes(part_cfgs['amplifier'], 'amplifier', in_channels=spec.out_channels)
+            fuser = _with_shapes(part_cfgs['fuser'], 'fuser', num_inputs=1 + num_assists, num_levels=spec.num_levels)
         return CRDBranch(name, self.assists_of(name), ocbe=ocbe, decoder=decoder, bottleneck=bottleneck,
                          amplifier=amplifier, fuser=fuser, stop_gradients=stop_gradients,
                          share_projections=share_projections)
@@ -401,6 +407,12 @@ def _with_shapes(cfg: dict, part: str, **shapes) -> dict:
                              f'{cfg[key]!r}. Remove it from the {part} config.')
         cfg[key] = value
     return cfg
+
+
+def _with_layout(cfg: dict, **layout) -> None:
+    """Set the student layout arguments the config leaves unset (in place); the config's own values win."""
+    for key, value in layout.items():
+        cfg.setdefault(key, value)
 
 
 def _normalised(value):
