@@ -40,7 +40,9 @@ def _config(data_root, work_dir, checkpoint=None):
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     register_all_modules()
-    torch.set_num_threads(2)
+    # One intra-op thread: reproducible, the calibration's setting, and on a shared machine far faster than two
+    # threads (whose spin-waiting made one training step 20x slower under load here).
+    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp('e2e')
     cfg = Config.fromfile(CONFIG)
     # The demo's data sizes and the generator's default defects, another draw.
