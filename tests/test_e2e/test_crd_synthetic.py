@@ -40,8 +40,9 @@ def _config(data_root, work_dir, checkpoint=None):
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     register_all_modules()
-    # One intra-op thread: reproducible, the calibration's setting, and on a shared machine far faster than two
-    # threads (whose spin-waiting made one training step 20x slower under load here).
+    # One intra-op thread for this module: reproducible, the calibration's setting, and on a shared machine far
+    # faster than two threads (whose spin-waiting made one training step 20x slower under load here).
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp('e2e')
     cfg = Config.fromfile(CONFIG)
@@ -54,7 +55,8 @@ def trained(tmp_path_factory):
     Runner.from_cfg(_config(root / 'data', test_dir, checkpoint)).test()
     with open(test_dir / 'metrics.json') as f:
         metrics = json.load(f)
-    return dict(root=root, checkpoint=checkpoint, metrics=metrics)
+    yield dict(root=root, checkpoint=checkpoint, metrics=metrics)
+    torch.set_num_threads(threads)
 
 
 def test_metrics_json_layout(trained):
