@@ -92,16 +92,13 @@ def main() -> None:
     if not osp.isdir(osp.join(args.data_root, CATEGORY, 'train')):
         console.print(f'Generating synthetic data in {args.data_root}/{CATEGORY}: {cfg.demo_data}')
         make_synthetic_mvtec3d(args.data_root, category=CATEGORY, show_progress=True, **cfg.demo_data)
-    options = [f'train_dataloader.dataset.data_root={args.data_root}',
-               f'val_stats_dataloader.dataset.data_root={args.data_root}',
-               f'test_dataloader.dataset.data_root={args.data_root}']
-    if args.epochs is not None:
-        options.append(f'train_cfg.max_epochs={args.epochs}')
-    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', args.work_dir, '--cfg-options', *options])
+    data = ['--data-root', args.data_root]
+    epochs = [] if args.epochs is None else ['--cfg-options', f'train_cfg.max_epochs={args.epochs}']
+    # --overwrite: a re-run of the demo replaces the previous demo run's checkpoints instead of being refused.
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', args.work_dir, '--overwrite', *data, *epochs])
     with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    run([sys.executable, 'tools/test.py', CONFIG, checkpoint, '--work-dir', args.work_dir, '--cfg-options',
-         *options])
+    run([sys.executable, 'tools/test.py', CONFIG, checkpoint, '--work-dir', args.work_dir, *data])
     with open(osp.join(args.work_dir, 'metrics.json')) as f:
         metrics = json.load(f)
     teacher = teacher_label(cfg.model.teacher)

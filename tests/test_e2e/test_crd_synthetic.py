@@ -88,8 +88,9 @@ def test_demo_claims(trained):
 def test_checkpoint_carries_inference_metadata(trained):
     checkpoint = load_from_local_safely(str(trained['checkpoint']))
     info = checkpoint['meta']['mmad']
+    teacher = Config.fromfile(CONFIG).model.teacher  # its weights file is hash-checked before loading
     assert info == dict(image_size=96, modalities=['rgb', 'depth'], branch_names=['rgb', 'depth'],
-                        teacher=dict(model_name='resnet18', weights_sha256=None))
+                        teacher=dict(model_name=teacher.model_name, weights_sha256=teacher.checkpoint_sha256))
     assert "image_size = 96" in checkpoint['meta']['cfg']
     state = checkpoint['state_dict']
     assert bool(state['aggregator.fitted'])
