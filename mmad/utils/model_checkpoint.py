@@ -10,7 +10,9 @@ only, where that is correct:
 - wrapper prefixes: ``module.`` (DDP) before a key or after a branch (``branch_rgb.module.``);
 - checkpoints written before the aggregator owned its statistics: :data:`LEGACY_KEY_MAP` maps the positional
   buffers ``val_mean`` / ``val_std`` / ``val_stats_ready`` of CRD, by the checkpoint's recorded branch order, to
-  the aggregator's named buffers.
+  the aggregator's named buffers;
+- checkpoints written before the teacher contract: :data:`LEGACY_PREFIX_MAP` moves the teacher's keys to where
+  the encoder now keeps them (only keys the model expects there).
 
 The aggregator's state is fitted on validation maps, never trained; when the checkpoint's aggregator state does
 not fit the model's aggregator (e.g. a ``NormalizedSum`` checkpoint evaluated with ``Sum``), it is not used and the
@@ -41,6 +43,9 @@ LEGACY_KEY_MAP = {
     'val_std': AGGREGATOR_PREFIX + 'std_{branch}',
     'val_stats_ready': AGGREGATOR_PREFIX + 'fitted',
 }
+#: Key prefixes of checkpoints written before the teacher contract: ``TimmEncoder`` then held timm's features model
+#: directly (``teacher.model.layer1...``); it now holds it one level deeper (``teacher.model.model.layer1...``).
+LEGACY_PREFIX_MAP = {'teacher.model.': 'teacher.model.model.'}
 _WRAPPER_SEGMENT = re.compile(r'(^|\.)module\.')
 _SHOWN_KEYS = 3
 
@@ -106,6 +111,19 @@ def upgrade_legacy_state_dict(state_dict: Mapping[str, Tensor], branch_names: li
     return upgraded
 
 
+def _upgrade_legacy_prefixes(state_dict: Mapping[str, Tensor], expected: Mapping[str, Tensor]) -> OrderedDict:
+    """Rename keys by :data:`LEGACY_PREFIX_MAP` where the old key is not the model's and the renamed one is."""
+    upgraded = OrderedDict()
+    for key, value in state_dict.items():
+        for old_prefix, new_prefix in LEGACY_PREFIX_MAP.items():
+            renamed = new_prefix + key[len(old_prefix):]
+            if key.startswith(old_prefix) and key not in expected and renamed in expected:
+                key = renamed
+                break
+        upgraded[key] = value
+    return upgraded
+
+
 def match_checkpoint_to_model(checkpoint: Mapping, model: nn.Module, filename: str = 'the checkpoint'
                               ) -> OrderedDict:
     """Check that ``checkpoint`` fits ``model`` and return its state dict with exactly the model's keys.
@@ -130,6 +148,7 @@ def match_checkpoint_to_model(checkpoint: Mapping, model: nn.Module, filename: s
     expected = get_state_dict(_unwrap(model))
     state_dict = _strip_wrapper_prefixes(state_dict, expected)
     state_dict = upgrade_legacy_state_dict(state_dict, recorded.get('branch_names'), filename)
+    state_dict = _upgrade_legacy_prefixes(state_dict, expected)
     trained = [key for key in expected if not key.startswith(AGGREGATOR_PREFIX)]
     if not any(key in state_dict for key in trained):
         raise CheckpointMismatchError(
