@@ -59,7 +59,8 @@ class CRDInferenceGraph(nn.Module):
         bad = {name: channels for name, channels in self.input_channels.items() if channels not in (1, 3)}
         if bad:
             raise ExportError(f'export_onnx: input channels must be 1 or 3, got {bad}.')
-        self.model = model.eval()
+        self.model = model
+        self.eval()
 
     @property
     def modalities(self) -> tuple[str, ...]:
