@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--cfg-options', nargs='+', action='extend', metavar='KEY=VALUE',
         help='override settings of the config, e.g. test_dataloader.batch_size=4; keys nothing reads (top-level '
         'variables such as image_size, misspelled keys) are refused')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help="also log to TensorBoard (losses, learning rates, test metrics; needs the tensorboard "
+                        "extra)")
     parser.add_argument('--dry-run', action='store_true',
                         help='check the config, build every dataset and the model, then stop without testing')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -56,6 +59,10 @@ def merge_args(args: argparse.Namespace):
             evaluator.setdefault('config', args.config)
     if args.show_dir is not None:
         cfg.setdefault('custom_hooks', []).append(dict(type='AnomalyMapVisualizationHook', out_dir=args.show_dir))
+    if args.tensorboard:
+        from mmad.visualization.tensorboard import enable_tensorboard
+
+        enable_tensorboard(cfg)
     return cfg
 
 

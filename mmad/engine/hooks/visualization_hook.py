@@ -122,3 +122,22 @@ class AnomalyMapVisualizationHook(Hook):
         if is_main_process():
             runner.logger.info(f'Heatmaps of {len(self._records)} samples written to {out_dir}')
         self._records = []
+
+
+@HOOKS.register_module()
+class TestMetricsVisualizerHook(Hook):
+    """Send the test metrics to the visualizer's backends as scalars (e.g. TensorBoard), tagged ``test/<metric>``.
+
+    mmengine's ``LoggerHook`` hands the training losses, learning rates and validation metrics to the visualizer but
+    not the test metrics; this hook adds those (``fused/all/I-AUROC`` -> ``test/fused/all/I-AUROC``). NaN metrics
+    (undefined, e.g. one class only) are left out. Step: the epoch of the loaded checkpoint.
+    """
+
+    priority = 'VERY_LOW'
+
+    def after_test_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
+        """Add every finite metric as a scalar."""
+        scalars = {f'test/{key}': float(value) for key, value in (metrics or {}).items()
+                   if isinstance(value, (int, float)) and np.isfinite(value)}
+        if scalars:
+            runner.visualizer.add_scalars(scalars, step=runner.epoch)
