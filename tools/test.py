@@ -3,7 +3,8 @@
 ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--data-root DIR] [--category NAME] [--show-dir DIR]
 [--dry-run] [--cfg-options KEY=VALUE ...]``.
 
-Writes ``metrics.json`` (fused and per branch, per defect type) into the work dir. Every dataset of the run (test,
+Writes ``metrics.json`` (fused and per branch, per defect type) into the work dir, with the ROC and PRO curve plots
+(``roc_image.png``, ``roc_pixel.png``, ``pro.png``) beside it. Every dataset of the run (test,
 and the statistics one in case the checkpoint lacks the statistics) and the model are built and checked first; a
 full disk or a failing data-loader worker ends with a message instead of a traceback.
 """
@@ -59,6 +60,7 @@ def merge_args(args: argparse.Namespace):
             evaluator.setdefault('config', args.config)
     if args.show_dir is not None:
         cfg.setdefault('custom_hooks', []).append(dict(type='AnomalyMapVisualizationHook', out_dir=args.show_dir))
+    cfg.setdefault('custom_hooks', []).append(dict(type='TestCurvesPlotHook'))
     if args.tensorboard:
         from mmad.visualization.tensorboard import enable_tensorboard
 

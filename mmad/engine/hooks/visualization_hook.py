@@ -9,9 +9,10 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from mmad.evaluation.metrics.result_files import CURVES_FILE
 from mmad.registry import HOOKS
 from mmad.utils.fileio import write_image
-from mmad.visualization import draw_sample_panel, input_tile
+from mmad.visualization import draw_sample_panel, input_tile, load_curves, plot_curves
 
 
 @HOOKS.register_module()
@@ -141,3 +142,26 @@ class TestMetricsVisualizerHook(Hook):
                    if isinstance(value, (int, float)) and np.isfinite(value)}
         if scalars:
             runner.visualizer.add_scalars(scalars, step=runner.epoch)
+
+
+@HOOKS.register_module()
+class TestCurvesPlotHook(Hook):
+    """After the test, plot the ROC and PRO curves ``ADMetric`` saved (``curves.npz``) as PNGs beside them.
+
+    For every metric of the test evaluator with an ``out_dir`` holding ``curves.npz``, writes ``roc_image.png``,
+    ``roc_pixel.png`` and ``pro.png`` there (fused and every branch; see :func:`mmad.visualization.plot_curves`).
+    Runs after ``ADMetric`` has written its files (the evaluator runs before the ``after_test_epoch`` hooks).
+    """
+
+    priority = 'VERY_LOW'
+
+    def after_test_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
+        """Plot the curves of each metric's ``out_dir``."""
+        if not is_main_process():
+            return
+        for metric in getattr(runner.test_evaluator, 'metrics', []):
+            out_dir = getattr(metric, 'out_dir', None)
+            if out_dir is None or not osp.isfile(osp.join(out_dir, CURVES_FILE)):
+                continue
+            paths = plot_curves(load_curves(osp.join(out_dir, CURVES_FILE)), out_dir)
+            runner.logger.info(f'Curve plots written: {", ".join(paths)}')
