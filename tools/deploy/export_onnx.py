@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     try:
         export_onnx(model.eval(), args.out, shape, channels, threshold=model.decision_threshold,
-                    metadata=dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint)),
+                    metadata=dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
+                                  threshold_rule=model.threshold.describe()),
                     external_data=True if args.external_data else None)
     except ExportError as error:
         sys.exit(f'export_onnx.py: error: {error}')
