@@ -46,7 +46,7 @@ custom_hooks = [
     dict(type='ValidationStatisticsHook', dataloader='val_stats_dataloader', show_progress=False),
 ]
 randomness = dict(seed=0)
-log_level = 'WARNING'
+log_level = 'INFO'
 """
 
 
