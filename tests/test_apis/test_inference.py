@@ -45,8 +45,8 @@ def test_maps_at_native_size_with_branch_maps_and_mask(trained, model):
     assert result.gt_mask.shape == (HEIGHT, WIDTH) and result.gt_mask.any()
     assert result.inputs['rgb'].shape == (3, 64, 64) and result.inputs['depth'].shape == (1, 64, 64)
     assert result.name == '000' and result.files == dict(rgb=sample['rgb'], xyz=sample['xyz'])
-    # the image score is the maximum of the fused map at the model's size, which the bilinear upsampling keeps
-    assert result.anomaly_map.max() == pytest.approx(result.score, rel=1e-4)
+    # the image score is the maximum of the fused map at the model's size (64x64); resizing interpolates below it
+    assert result.score - 0.1 < result.anomaly_map.max() <= result.score + 1e-5
 
 
 def test_score_equals_the_test_tool_score(trained, model, tmp_path):
