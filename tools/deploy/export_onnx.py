@@ -44,39 +44,30 @@ def parse_input_channels(items: list[str]) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from mmengine.config import Config
-
+    from mmad.apis import init_model
     from mmad.deploy import ExportError, export_onnx
-    from mmad.registry import MODELS
-    from mmad.utils import ConfigError, parse_cfg_options, register_all_modules
-    from mmad.utils.model_checkpoint import load_model_checkpoint
+    from mmad.utils import ConfigError, parse_cfg_options
+    from mmad.utils.model_checkpoint import CheckpointMismatchError
 
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             sys.exit(f'export_onnx.py: error: {what} {path} does not exist')
     try:
         channels = parse_input_channels(args.input_channels)
-    except ValueError as error:
+        model = init_model(args.config, args.checkpoint, cfg_options=parse_cfg_options(args.cfg_options))
+    except (ValueError, ConfigError, CheckpointMismatchError) as error:
         sys.exit(f'export_onnx.py: error: {error}')
-    register_all_modules()
-    cfg = Config.fromfile(args.config)
-    try:
-        cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
-    except ConfigError as error:
-        sys.exit(f'export_onnx.py: error: {error}')
-    shape = args.shape or cfg.get('image_size')
+    shape = args.shape or model.cfg.get('image_size')
     if shape is None:
         sys.exit(f'export_onnx.py: error: {args.config} sets no image_size; give the input size with --shape H W')
     shape = (shape, shape) if isinstance(shape, int) else tuple(shape)
-    model = MODELS.build(cfg.model)
-    load_model_checkpoint(model, args.checkpoint)
     start = time.perf_counter()
     try:
-        export_onnx(model.eval(), args.out, shape, channels, threshold=model.decision_threshold,
+        export_onnx(model, args.out, shape, channels, threshold=model.decision_threshold,
                     metadata=dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
                                   threshold_rule=model.threshold.describe()),
                     external_data=True if args.external_data else None)
-    except ExportError as error:
+    except (ExportError, OSError) as error:
         sys.exit(f'export_onnx.py: error: {error}')
     threshold = model.decision_threshold
     print(f'Exported {args.checkpoint} to {args.out} in {time.perf_counter() - start:.1f} s: inputs '
