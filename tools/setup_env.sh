@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up used by `make demo` and `make test`:
 #   - the system library open3d needs (libusb-1.0-0), installed with apt when missing and running as root;
-#   - a virtual environment in .venv with mmad installed editable with its dev extra;
+#   - a virtual environment in .venv with mmad installed editable with its dev and deploy extras;
 #   - mmcv-lite (same `mmcv` import) only when `import mmcv` fails, so a full mmcv is never overwritten.
 # Re-running it installs nothing that is already there.
 set -euo pipefail
@@ -27,9 +27,9 @@ fi
 stamp="$VENV/.mmad-installed"
 want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[setup] installing mmad (editable, dev extra) into $VENV"
+  echo "[setup] installing mmad (editable, dev and deploy extras) into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  "$VENV/bin/python" -m pip install -q -e '.[dev,deploy]'
   if ! "$VENV/bin/python" -c 'import mmcv' 2>/dev/null; then
     echo "[setup] no mmcv found: installing mmcv-lite"
     "$VENV/bin/python" -m pip install -q 'mmcv-lite==2.2.0'

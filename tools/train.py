@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--cfg-options', nargs='+', action='extend', metavar='KEY=VALUE',
         help='override settings of the config, e.g. train_cfg.max_epochs=10; keys nothing reads (top-level '
         'variables such as image_size, misspelled keys) are refused')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help="also log to TensorBoard (losses, learning rates, test metrics; needs the tensorboard "
+                        "extra)")
     parser.add_argument('--dry-run', action='store_true',
                         help='check the config, build every dataset and the model, then stop without training')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -71,6 +74,10 @@ def merge_args(args: argparse.Namespace):
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if args.tensorboard:
+        from mmad.visualization.tensorboard import enable_tensorboard
+
+        enable_tensorboard(cfg)
     return cfg
 
 

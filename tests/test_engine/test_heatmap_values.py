@@ -1,5 +1,6 @@
 """The heatmap hook's tiles by value: each map tile is the jet colouring of the map with the range shared over the test
-set (per map kind, from the hook's ``low``-th to ``high``-th percentile), blended half and half over the image.
+set (per map kind, from the hook's ``low``-th to ``high``-th percentile), blended half and half over the image;
+right of each map tile a colour bar of width ``COLOUR_BAR_WIDTH`` runs from that shared range's top to its bottom.
 
 The expected tiles are computed here from the documented recipe with OpenCV's colour map, not with
 ``mmad.visualization``. Maps are multiples of 1/8, exact in the float16 the hook keeps, and the tiles are drawn at
@@ -15,6 +16,7 @@ from mmengine.logging import MMLogger
 
 from mmad.engine.hooks import AnomalyMapVisualizationHook
 from mmad.structures import ADDataSample
+from mmad.visualization import COLOUR_BAR_WIDTH
 
 SIZE = 24
 TITLE_BAR = 18
@@ -60,7 +62,8 @@ def drawn(tmp_path_factory):
         samples.append(sample)
         records.append(dict(image=image, maps=maps, mask=mask, defect=defect))
     hook = AnomalyMapVisualizationHook(out_dir='heatmaps', low=LOW, high=HIGH, tile_size=SIZE)
-    runner = SimpleNamespace(work_dir=str(tmp_path), logger=MMLogger.get_instance('test_heatmap_values'))
+    runner = SimpleNamespace(model=SimpleNamespace(decision_threshold=None), work_dir=str(tmp_path),
+                             logger=MMLogger.get_instance('test_heatmap_values'))
     hook.before_test(runner)
     hook.after_test_iter(runner, 0, outputs=samples)
     hook.after_test_epoch(runner)
@@ -70,14 +73,24 @@ def drawn(tmp_path_factory):
     return records
 
 
+def tile_start(index):
+    """Left column of tile ``index`` (0 image, 1 ground truth, 2.. maps, each map followed by its colour bar)."""
+    return index * SIZE + max(index - 2, 0) * COLOUR_BAR_WIDTH
+
+
 def tile(panel, index):
-    """Tile ``index`` (0 image, 1 ground truth, 2.. maps) of a panel, without its title bar."""
-    return panel[TITLE_BAR:, index * SIZE:(index + 1) * SIZE].astype(np.float64)
+    """Tile ``index`` of a panel, without its title bar."""
+    return panel[TITLE_BAR:, tile_start(index):tile_start(index) + SIZE].astype(np.float64)
+
+
+def colour_bar_gradient(panel, index):
+    """The gradient column of the colour bar right of map tile ``index``, top to bottom."""
+    return panel[TITLE_BAR:, tile_start(index) + SIZE + 1].astype(np.float64)
 
 
 def test_panel_holds_image_mask_and_one_tile_per_map(drawn):
     for record in drawn:
-        assert record['panel'].shape == (TITLE_BAR + SIZE, SIZE * (2 + len(NAMES)), 3)
+        assert record['panel'].shape == (TITLE_BAR + SIZE, SIZE * (2 + len(NAMES)) + COLOUR_BAR_WIDTH * len(NAMES), 3)
         np.testing.assert_array_equal(tile(record['panel'], 0), record['image'])
         np.testing.assert_array_equal(tile(record['panel'], 1), np.repeat(record['mask'][..., None] * 255.0, 3, 2))
 
@@ -93,3 +106,14 @@ def test_map_tiles_use_the_range_shared_over_the_test_set(drawn):
             # A range of this sample alone gives another picture: the test tells the shared range apart.
             own = (np.percentile(record['maps'][name], LOW), np.percentile(record['maps'][name], HIGH))
             assert np.abs(got - expected_tile(record['image'], record['maps'][name], *own)).max() > 20
+
+
+def test_colour_bars_show_the_shared_range_from_top_to_bottom(drawn):
+    for position, name in enumerate(NAMES, start=2):
+        values = np.concatenate([record['maps'][name].ravel() for record in drawn])
+        vmin, vmax = np.percentile(values, LOW), np.percentile(values, HIGH)
+        column = np.linspace(vmax, vmin, SIZE, dtype=np.float32)
+        normed = np.clip((column - np.float32(vmin)) / np.float32(vmax - vmin), 0, 1)
+        expected = cv2.applyColorMap((normed * 255).astype(np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0, ::-1]
+        for record in drawn:
+            np.testing.assert_array_equal(colour_bar_gradient(record['panel'], position), expected, err_msg=name)
