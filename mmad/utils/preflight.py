@@ -35,18 +35,24 @@ def run_dataloaders(cfg: Config, training: bool) -> list[str]:
     return [key for key in dataloader_keys(cfg) if training or key != 'train_dataloader']
 
 
+def _strides_of(module: nn.Module):
+    """A part's own ``strides``, or those of the feature levels it declares in its ``spec`` (a teacher)."""
+    strides = getattr(module, 'strides', None)
+    return strides if strides is not None else getattr(getattr(module, 'spec', None), 'strides', None)
+
+
 def required_input_multiple(model: nn.Module) -> tuple[int, list[str]]:
     """The number the input height and width must be a multiple of, and the parts of ``model`` that need it.
 
-    A part with ``strides`` (the teacher) needs its largest stride. A part with ``halvings`` (a bottleneck
-    projection that halves each teacher level further) needs ``stride * 2 ** halvings`` per level, with the strides
-    its own or, when it has none, those of the first part with strides.
+    A part with ``strides`` (the teacher, through its ``spec``) needs its largest stride. A part with ``halvings``
+    (a bottleneck projection that halves each teacher level further) needs ``stride * 2 ** halvings`` per level,
+    with the strides its own or, when it has none, those of the first part with strides.
 
     Returns:
         The least common multiple of what every part needs (1 when no part has strides), and one description per
         kind of part, e.g. ``'teacher (TimmEncoder, strides (4, 8, 16)) needs 16'``.
     """
-    parts = [(name, module, _int_tuple(getattr(module, 'strides', None)), _int_tuple(getattr(module, 'halvings', None)))
+    parts = [(name, module, _int_tuple(_strides_of(module)), _int_tuple(getattr(module, 'halvings', None)))
              for name, module in model.named_modules()]
     level_strides = next((strides for _, _, strides, _ in parts if strides), None)
     multiple, reasons = 1, {}

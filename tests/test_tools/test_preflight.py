@@ -72,5 +72,6 @@ def test_required_multiple_is_derived_from_the_teacher_and_bottleneck(bottleneck
         cfg.model.bottleneck = dict(type='BottleneckProjection', bottleneck_stride=bottleneck_stride)
     model = MODELS.build(cfg.model)
     multiple, reasons = required_input_multiple(model)
-    assert multiple == (bottleneck_stride or max(model.teacher.strides))
-    assert reasons[0] == f'teacher (TimmEncoder, strides {model.teacher.strides}) needs {max(model.teacher.strides)}'
+    strides = model.teacher.spec.strides
+    assert multiple == (bottleneck_stride or max(strides))
+    assert reasons[0] == f'teacher (TimmEncoder, strides {strides}) needs {max(strides)}'
