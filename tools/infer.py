@@ -72,40 +72,41 @@ def run(args: argparse.Namespace) -> dict:
     samples = collect_samples(args, pipeline.file_keys)
     threshold = args.threshold if args.threshold is not None else model.decision_threshold
     out = Path(args.out)
-    rows, batch = [], []
+    rows: dict[int, dict] = {}
+    batch: list[tuple[int, str, dict]] = []
 
     def flush() -> None:
-        for name, result in zip([name for name, _ in batch], predict_prepared(model, [item for _, item in batch],
-                                                                              threshold)):
+        results = predict_prepared(model, [item for _, _, item in batch], threshold)
+        for (index, name, _), result in zip(batch, results):
             overlay = None
             if not args.no_overlays:
                 overlay = out / 'overlays' / (name.replace('/', '_') + '.png')
                 write_image(overlay, draw_inference_panel(result)[..., ::-1])
-            rows.append(dict(name=name, status='ok', score=result.score, decision=result.decision,
-                             label=result.label, threshold=result.threshold, error='',
-                             branch_scores=result.branch_scores, files=result.files,
-                             overlay=None if overlay is None else str(overlay)))
+            rows[index] = dict(name=name, status='ok', score=result.score, decision=result.decision,
+                               label=result.label, threshold=result.threshold, error='',
+                               branch_scores=result.branch_scores, files=result.files,
+                               overlay=None if overlay is None else str(overlay))
         batch.clear()
 
     start = time.perf_counter()
     columns = (TextColumn('{task.description}'), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task('Scoring', total=len(samples))
-        for sample in samples:
+        for index, sample in enumerate(samples):
             name = sample.get('name') or sample_name(sample)
             try:
-                batch.append((name, pipeline(sample)))
+                batch.append((index, name, pipeline(sample)))
             except InferenceInputError as error:
                 warnings.warn(f'skipped: {error}', stacklevel=1)
-                rows.append(dict(name=name, status='failed', score=None, decision=None, label='', threshold=threshold,
-                                 error=str(error), branch_scores={}, files={}, overlay=None))
+                rows[index] = dict(name=name, status='failed', score=None, decision=None, label='',
+                                   threshold=threshold, error=str(error), branch_scores={}, files={}, overlay=None)
             if len(batch) == args.batch_size:
                 flush()
             progress.update(task, completed=len(rows) + len(batch))
         flush()
         progress.update(task, completed=len(rows))
     seconds = time.perf_counter() - start
-    return write_outputs(args, model, rows, seconds, out)
+    return write_outputs(args, model, [rows[index] for index in sorted(rows)], seconds, out)
 
 
 def write_outputs(args: argparse.Namespace, model, rows: list[dict], seconds: float, out) -> dict:
