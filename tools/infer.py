@@ -22,7 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Only the standard library is imported before the arguments are parsed: `--help` answers at once.
     parser = argparse.ArgumentParser(description='Score samples with an mmad checkpoint')
     parser.add_argument('config', help='config file of the checkpoint')
-    parser.add_argument('checkpoint', help='checkpoint file (with fitted statistics)')
+    parser.add_argument('checkpoint', help='checkpoint file (with fitted statistics), or a training\'s work dir (its '
+                        'last checkpoint is used)')
     parser.add_argument('input', nargs='?',
                         help='a sample file (.../rgb/000.png), a folder with modality sub-folders, or a category root')
     for key in FILE_KEYS:
@@ -55,6 +56,21 @@ def collect_samples(args: argparse.Namespace, file_keys: list[str]) -> list[dict
     return [sample]
 
 
+def resolve_checkpoint(path: str) -> str:
+    """``path`` itself, or the last checkpoint of the work dir ``path``."""
+    import os.path as osp
+
+    from mmad.utils.last_checkpoint import find_last_checkpoint
+
+    if not osp.isdir(path):
+        return path
+    checkpoint = find_last_checkpoint(path)
+    if checkpoint is None:
+        raise FileNotFoundError(f'the work dir {path} holds no complete checkpoint; expected epoch_<N>.pth or a '
+                                'last_checkpoint file naming one')
+    return checkpoint
+
+
 def run(args: argparse.Namespace) -> dict:
     """Score every sample; return the summary."""
     import warnings
@@ -67,6 +83,7 @@ def run(args: argparse.Namespace) -> dict:
     from mmad.apis.inference_panel import draw_inference_panel
     from mmad.utils.fileio import write_image
 
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     model = init_model(args.config, args.checkpoint, device=args.device)
     pipeline = pipeline_of(model)
     samples = collect_samples(args, pipeline.file_keys)

@@ -80,11 +80,12 @@ def test_one_sample_by_its_files_and_the_threshold_flag(trained, infer_tool, tmp
     assert float(row['threshold']) == -1e9
     assert 'Inference summary' in capsys.readouterr().out
     assert json.loads((out / 'results.json').read_text())['threshold_rule'] == 'manual'
-    # a file inside a modality folder names its sample
-    infer_tool.main([str(trained['config']), str(trained['checkpoint']), str(folder / 'rgb' / '001.png'),
+    # a file inside a modality folder names its sample; a work dir stands for its last checkpoint
+    infer_tool.main([str(trained['config']), str(trained['work_dir']), str(folder / 'rgb' / '001.png'),
                      '--out', str(out), '--no-overlays'])
     (row, ) = read_rows(out)
     assert row['name'] == 'color/001' and np.isfinite(float(row['score']))
+    assert json.loads((out / 'results.json').read_text())['checkpoint'] == str(trained['checkpoint'])
 
 
 def test_nothing_scored_and_bad_paths_end_with_one_line(trained, infer_tool, tmp_path):
