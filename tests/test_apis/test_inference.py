@@ -66,6 +66,14 @@ def test_score_equals_the_test_tool_score(trained, model, tmp_path):
         assert int(row['pred_label']) == result.decision  # the test run used the checkpoint's threshold
     curves = np.load(tmp_path / 'curves.npz')
     assert 'fused/image_roc/fpr' in curves and 'depth/pro/pro' in curves
+    tool.main([str(trained['config']), str(trained['checkpoint']), '--work-dir', str(tmp_path / 'manual'),
+               '--threshold=-1e9'])
+    with open(tmp_path / 'manual' / 'scores.csv') as file:
+        assert [row['pred_label'] for row in csv.DictReader(file)] == ['1'] * 8
+    assert 'Decision threshold set by hand: -1e+09 (manual).' in next((tmp_path / 'manual').glob('*/*.log')).read_text()
+    with pytest.raises(SystemExit, match='--threshold needs ValidationStatisticsHook'):
+        tool.main([str(trained['config']), str(trained['checkpoint']), '--threshold=1',
+                   '--cfg-options', 'custom_hooks=[]'])
 
 
 def test_quantile_threshold_equals_numpy_on_the_validation_scores(trained, model):
