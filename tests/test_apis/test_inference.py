@@ -125,6 +125,11 @@ def test_old_checkpoint_without_threshold_loads_with_decisions_off(trained, tmp_
     assert inference_model(model, files_of(trained['category_dir'], 'dent'), threshold=-1e9).decision == 1
 
 
+def test_a_model_without_statistics_is_refused(trained):
+    with pytest.raises(RuntimeError, match='NormalizedSum is not fitted: the checkpoint holds no statistics'):
+        inference_model(init_model(trained['config']), files_of(trained['category_dir'], 'dent'))
+
+
 def write_tiff(path: Path, array: np.ndarray) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(str(path), array)
