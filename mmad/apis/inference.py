@@ -6,7 +6,7 @@ plus an optional ``mask`` (path of a ground-truth mask, drawn in overlays; witho
 transforms get an all-zero mask) and an optional ``name``::
 
     >>> from mmad.apis import inference_model, init_model
-    >>> model = init_model('configs/crd/crd_demo_synthetic.py', 'work_dirs/crd_demo_synthetic/epoch_30.pth')
+    >>> model = init_model('configs/crd/crd_demo_synthetic.py', find_last_checkpoint('work_dirs/crd_demo_synthetic'))
     >>> result = inference_model(model, dict(rgb='test/crack/rgb/000.png', xyz='test/crack/xyz/000.tiff'))
     >>> result.score, result.decision, result.anomaly_map.shape  # map at the rgb file's native size
 
@@ -168,8 +168,10 @@ class InferencePipeline:
                                       f'got {type(sample).__name__}.')
         missing = [key for key in self.file_keys if sample.get(key) is None]
         if missing:
+            given = sorted(key for key, value in sample.items()
+                           if value is not None and key not in (MASK_KEY, NAME_KEY))
             raise InferenceInputError(f'sample {name}: missing modality {", ".join(missing)}; the test pipeline '
-                                      f'reads {", ".join(self.file_keys)} (got {", ".join(sorted(sample)) or "none"}).')
+                                      f'reads {", ".join(self.file_keys)} (got {", ".join(given) or "none"}).')
         unknown = sorted(set(sample) - set(self.file_keys) - {MASK_KEY, NAME_KEY})
         if unknown:
             raise InferenceInputError(f'sample {name}: unknown input {", ".join(unknown)}; the test pipeline reads '
