@@ -30,7 +30,9 @@ env_cfg = dict(
 
 # Each branch is wrapped on its own, so the model's train_step (one optimiser per branch) is used under DDP; the
 # frozen teacher is not wrapped. broadcast_buffers: every forward starts from rank 0's BatchNorm statistics.
-model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=True,
+# sync_bn='torch' (GPUs only): the branches' BatchNorm uses the statistics of the global batch (docs/distributed.md).
+# The 'mmad.' scope: mmengine's runner looks the wrapper type up in its root registry.
+model_wrapper_cfg = dict(type='mmad.BranchDistributedDataParallel', sync_bn=None, broadcast_buffers=True,
                          find_unused_parameters=False)
 
 vis_backends = [dict(type='LocalVisBackend')]

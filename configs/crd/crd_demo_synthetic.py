@@ -16,7 +16,7 @@ train_pipeline = [
     dict(type='LoadRGBFromFile'),
     dict(type='LoadXYZFromFile'),
     dict(type='XYZToDepth', size=image_size),
-    dict(type='ResizeRGB', size=image_size),
+    dict(type='ResizeImage', size=image_size, keys=('rgb',)),
     dict(type='PackADInputs', modalities=modalities),
 ]
 test_pipeline = [
@@ -24,7 +24,7 @@ test_pipeline = [
     dict(type='LoadXYZFromFile'),
     dict(type='LoadMaskFromFile'),
     dict(type='XYZToDepth', size=image_size),
-    dict(type='ResizeRGB', size=image_size),
+    dict(type='ResizeImage', size=image_size, keys=('rgb',)),
     dict(type='ResizeMask', size=image_size),
     dict(type='PackADInputs', modalities=modalities),
 ]

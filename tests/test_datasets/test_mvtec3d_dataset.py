@@ -77,7 +77,8 @@ def test_train_and_validation_splits(data_root, split, count):
 
 def test_pipeline_output_and_indices(data_root):
     pipeline = [dict(type='LoadRGBFromFile'), dict(type='LoadXYZFromFile'), dict(type='LoadMaskFromFile'),
-                dict(type='XYZToDepth', size=16), dict(type='ResizeRGB', size=16), dict(type='ResizeMask', size=16),
+                dict(type='XYZToDepth', size=16), dict(type='ResizeImage', size=16, keys=('rgb',)),
+                dict(type='ResizeMask', size=16),
                 dict(type='PackADInputs', modalities=('rgb', 'depth'))]
     with DefaultScope.overwrite_default_scope('mmad'):
         dataset = DATASETS.build(dict(type='MVTec3DDataset', category='bagel', split='test',

@@ -5,6 +5,8 @@ import tifffile
 import torch
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
+from PIL import Image
+from torchvision import transforms as tv_transforms
 
 from mmad.datasets.transforms import (
     LoadMaskFromFile,
@@ -14,7 +16,6 @@ from mmad.datasets.transforms import (
     PackADInputs,
     ResizeImage,
     ResizeMask,
-    ResizeRGB,
     XYZToDepth,
 )
 from mmad.structures import ADDataSample
@@ -189,31 +190,67 @@ def test_load_normals_8_and_16_bit(tmp_path):
         LoadNormalsFromFile().transform(dict(normals_path=str(tmp_path / 'grey.png')))
 
 
-def test_resize_rgb_bilinear_float():
-    rgb = np.zeros((4, 4, 3), np.uint8)
-    rgb[:, 2:] = 200
-    results = ResizeRGB(size=(2, 6)).transform(dict(rgb=rgb))
-    assert results['rgb'].dtype == np.float32 and results['rgb'].shape == (2, 6, 3)
-    assert results['img_shape'] == (2, 6)
-    expected = cv2.resize(rgb.astype(np.float32), (6, 2), interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(results['rgb'], expected)
-    assert 0 < results['rgb'][0, 2, 0] < 200  # a blended value: bilinear, not nearest
-    normals = ResizeImage(size=8, keys=('normals',)).transform(dict(normals=np.full((4, 4, 3), 0.25, np.float32)))
-    np.testing.assert_allclose(normals['normals'], 0.25)
+def fine_texture(height, width, seed=0):
+    """uint8 (H, W, 3) RGB noise plus 1-pixel stripes: the content that aliases when shrunk without a filter."""
+    rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    rgb[:, ::2, 1] = 255
+    return rgb
 
 
-def test_resize_mask_threshold():
-    half = np.array([[1, 0]], dtype=np.uint8)  # bilinear to 1x1 gives exactly 0.5
-    assert ResizeMask(size=(1, 1)).transform(dict(gt_mask=half))['gt_mask'].tolist() == [[0]]
-    assert ResizeMask(size=(1, 1), threshold=0.4).transform(dict(gt_mask=half))['gt_mask'].tolist() == [[1]]
-    mask = np.zeros((8, 8), np.uint8)
-    mask[2:6, 2:6] = 1
-    resized = ResizeMask(size=4).transform(dict(gt_mask=mask))['gt_mask']
-    assert resized.dtype == np.uint8 and resized.tolist() == [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+def authors_resize(array, size):
+    """The authors' resize: torchvision's bilinear ``Resize`` on a PIL image."""
+    return np.asarray(tv_transforms.Resize(size)(Image.fromarray(array)), dtype=np.float32)
+
+
+def test_resize_image_equals_torchvision_resize_of_a_pil_image():
+    rgb = fine_texture(800, 800)
+    results = ResizeImage(size=256).transform(dict(rgb=rgb))
+    assert results['rgb'].dtype == np.float32 and results['rgb'].shape == (256, 256, 3)
+    assert results['img_shape'] == (256, 256)
+    np.testing.assert_array_equal(results['rgb'], authors_resize(rgb, (256, 256)))
+    # Antialiasing: OpenCV's unfiltered bilinear keeps over twice the pixel noise (red) and the stripes' (green).
+    unfiltered = cv2.resize(rgb.astype(np.float32), (256, 256), interpolation=cv2.INTER_LINEAR)
+    assert (unfiltered.std(axis=(0, 1))[:2] > 2 * results['rgb'].std(axis=(0, 1))[:2]).all()
+    non_square = ResizeImage(size=(30, 50)).transform(dict(rgb=rgb[:100, :120]))['rgb']
+    np.testing.assert_array_equal(non_square, authors_resize(rgb[:100, :120], (30, 50)))
+
+
+def test_resize_image_float_keys_follow_the_8_bit_resize():
+    encoded = fine_texture(160, 200, seed=1)
+    normals = encoded.astype(np.float32) / 255
+    results = ResizeImage(size=64, keys=('rgb', 'normals')).transform(dict(rgb=encoded, normals=normals))
+    assert results['normals'].dtype == np.float32 and results['normals'].shape == (64, 64, 3)
+    # Float data is resized without the rounding of the 8-bit path (after each of its two 1-D passes): within one
+    # grey level of it.
+    np.testing.assert_allclose(results['normals'] * 255, authors_resize(encoded, (64, 64)), atol=1.0)
+    np.testing.assert_array_equal(results['rgb'], authors_resize(encoded, (64, 64)))
+    grey = ResizeImage(size=8, keys=('depth',)).transform(dict(depth=np.full((20, 20), 0.25, np.float64)))['depth']
+    assert grey.shape == (8, 8) and grey.dtype == np.float32
+    np.testing.assert_allclose(grey, 0.25)
+    with pytest.raises(ValueError, match="keys must be a non-empty sequence of result keys, got 'rgb'"):
+        ResizeImage(keys='rgb')
+
+
+def test_resize_mask_as_the_authors_code():
+    mask = np.zeros((800, 800), np.uint8)
+    mask[100:400, 200:203] = 1  # a thin crack, 3 pixels wide: 0.96 pixels at 256
+    mask[500:700, 500:700] = 1
+    resized = ResizeMask(size=256).transform(dict(gt_mask=mask))['gt_mask']
+    expected = (authors_resize(mask * 255, (256, 256)) / 255 > 0.5).astype(np.uint8)
+    assert resized.dtype == np.uint8 and resized.shape == (256, 256)
+    np.testing.assert_array_equal(resized, expected)
+    assert resized[:, 60:70].any() and resized[160:224, 160:224].all()
+    half = np.array([[1, 1, 0, 0]], dtype=np.uint8)  # shrunk to 1x2: the middle pixels blend
+    assert ResizeMask(size=(1, 1)).transform(dict(gt_mask=half))['gt_mask'].tolist() == [[1]]  # 128 / 255 > 0.5
+    assert ResizeMask(size=(1, 1), threshold=0.6).transform(dict(gt_mask=half))['gt_mask'].tolist() == [[0]]
+    block = np.zeros((8, 8), np.uint8)
+    block[2:6, 2:6] = 1
+    assert ResizeMask(size=4).transform(dict(gt_mask=block))['gt_mask'].tolist() == [
+        [0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
 
 
 def test_pack_types_shapes_and_metainfo(sample_files):
-    pipeline = [LoadRGBFromFile(), LoadXYZFromFile(), LoadMaskFromFile(), XYZToDepth(size=16), ResizeRGB(16),
+    pipeline = [LoadRGBFromFile(), LoadXYZFromFile(), LoadMaskFromFile(), XYZToDepth(size=16), ResizeImage(16),
                 ResizeMask(16), PackADInputs(modalities=('rgb', 'depth'))]
     results = dict(sample_files)
     for transform in pipeline:
@@ -249,7 +286,7 @@ def test_pack_normals_and_errors():
 def test_pipeline_built_from_config_dicts(sample_files):
     with DefaultScope.overwrite_default_scope('mmad'):
         pipeline = Compose([dict(type='LoadRGBFromFile'), dict(type='LoadXYZFromFile'), dict(type='LoadMaskFromFile'),
-                            dict(type='XYZToNormals', size=8), dict(type='ResizeRGB', size=8),
+                            dict(type='XYZToNormals', size=8), dict(type='ResizeImage', size=8),
                             dict(type='ResizeMask', size=8), dict(type='PackADInputs', modalities=('rgb', 'normals'))])
     packed = pipeline(dict(sample_files))
     assert packed['inputs']['normals'].shape == (3, 8, 8) and packed['inputs']['rgb'].shape == (3, 8, 8)

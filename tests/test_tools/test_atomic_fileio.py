@@ -89,7 +89,7 @@ def test_default_runtime_checkpoints_are_atomic_and_buffers_synchronised():
     assert cfg.default_hooks.checkpoint.backend_args == dict(backend='atomic_local')
     assert cfg.default_hooks.checkpoint.max_keep_ckpts >= 2
     assert cfg.default_hooks.sync_buffers == dict(type='SyncBuffersHook')
-    assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
+    assert cfg.model_wrapper_cfg.type == 'mmad.BranchDistributedDataParallel' and cfg.model_wrapper_cfg.sync_bn is None
     assert cfg.model_wrapper_cfg.broadcast_buffers is True
 
 

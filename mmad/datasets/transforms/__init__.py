@@ -2,9 +2,9 @@
 from .formatting import PackADInputs
 from .geometry import XYZToDepth, XYZToNormals
 from .loading import LoadMaskFromFile, LoadNormalsFromFile, LoadRGBFromFile, LoadXYZFromFile
-from .processing import ResizeImage, ResizeMask, ResizeRGB
+from .processing import ResizeImage, ResizeMask
 
 __all__ = [
     'LoadRGBFromFile', 'LoadXYZFromFile', 'LoadNormalsFromFile', 'LoadMaskFromFile', 'XYZToDepth', 'XYZToNormals',
-    'ResizeImage', 'ResizeRGB', 'ResizeMask', 'PackADInputs'
+    'ResizeImage', 'ResizeMask', 'PackADInputs'
 ]
