@@ -3,18 +3,19 @@ import re
 from pathlib import Path
 
 import cv2
-from mmengine.dataset import BaseDataset
 
 from mmad.registry import DATASETS
+from mmad.structures import binarise_mask
 
-from .mvtec3d import describe_unusable_folder, raise_pairing_problems, require_category_dir, require_split_dir
+from .base_dataset import BaseADDataset
 from .transforms.file_io import read_png
+from .utils import describe_unusable_folder, raise_pairing_problems, require_category_dir, require_split_dir
 
 SAMPLE_FILE = re.compile(r'^(?P<stem>\d+)_(?P<item>.+)$')
 
 
 @DATASETS.register_module()
-class EyecandiesDataset(BaseDataset):
+class EyecandiesDataset(BaseADDataset):
     """Eyecandies, one category and one split, read from the tree the authors distribute.
 
     Expected tree (``data_root`` defaults to ``data/eyecandies``; the category folders are named as
@@ -112,7 +113,7 @@ class EyecandiesDataset(BaseDataset):
 
     def _sample_info(self, stem: str, items: dict[str, Path], rgb_item: str, is_test: bool) -> dict:
         """Data info of one sample; the test label comes from its mask."""
-        label = int(bool((read_png(str(items['mask.png']), cv2.IMREAD_UNCHANGED) > 0).any())) if is_test else 0
+        label = int(binarise_mask(read_png(str(items['mask.png']), cv2.IMREAD_UNCHANGED)).any()) if is_test else 0
         defect_type = 'anomalous' if label else 'good'
         return dict(rgb_path=str(items[rgb_item]), normals_path=str(items['normals.png']),
                     gt_path=str(items['mask.png']) if is_test else None, label=label, defect_type=defect_type,
