@@ -35,14 +35,11 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['mmad.
 
 # Every nn.Module part: encoders, decoders, bottlenecks, fusers, losses, preprocessors, detectors.
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmad.models'])
-ENCODERS = MODELS
-DECODERS = MODELS
-BOTTLENECKS = MODELS
-FUSERS = MODELS
-LOSSES = MODELS
+# Key converters of teacher weights files: another library's state dict -> the timm model's (plain callables).
+WEIGHT_CONVERTERS = Registry('weight converter', locations=['mmad.models.encoders'])
 # Model wrappers for distributed training.
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmad.engine'])
-# Score aggregators: branch anomaly maps -> one map (plain callables, not nn.Modules).
+# Score aggregators: branch anomaly maps -> one map (nn.Modules owning their fitted state, kept apart from MODELS).
 AGGREGATORS = Registry('aggregator', locations=['mmad.models.aggregators'])
 
 # Optimisation.

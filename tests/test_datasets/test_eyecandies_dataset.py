@@ -10,8 +10,11 @@ from mmad.registry import DATASETS
 SIZE = 16
 
 
-def write_sample(data_dir, stem, anomalous=None, light_indices=(0, 4, 5)):
-    """Write the files of one sample as the authors distribute them (subset of the six lightings)."""
+def write_sample(data_dir, stem, anomalous=None, light_indices=(0, 4, 5), metadata_anomalous=None):
+    """Write the files of one sample as the authors distribute them (subset of the six lightings).
+
+    ``metadata_anomalous`` overrides the label written to ``_metadata.yaml`` (default: ``anomalous``, as the mask).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     for index in light_indices:
         cv2.imwrite(str(data_dir / f'{stem}_image_{index}.png'), np.full((SIZE, SIZE, 3), 40 * index, np.uint8))
@@ -27,7 +30,8 @@ def write_sample(data_dir, stem, anomalous=None, light_indices=(0, 4, 5)):
         if anomalous:
             mask[3:6, 4:8] = 255
         cv2.imwrite(str(data_dir / f'{stem}_mask.png'), mask)
-        (data_dir / f'{stem}_metadata.yaml').write_text(f'anomalous: {int(anomalous)}\n')
+        metadata_anomalous = anomalous if metadata_anomalous is None else metadata_anomalous
+        (data_dir / f'{stem}_metadata.yaml').write_text(f'anomalous: {int(metadata_anomalous)}\n')
 
 
 @pytest.fixture
@@ -37,8 +41,10 @@ def data_root(tmp_path):
     for stem in ('000', '001', '002'):
         write_sample(category / 'train' / 'data', stem, anomalous=False)
     write_sample(category / 'val' / 'data', '000')
-    for stem, anomalous in (('00', False), ('01', True), ('02', True), ('10', False)):
-        write_sample(category / 'test_public' / 'data', stem, anomalous=anomalous)
+    # The metadata of '02' and '10' contradict their masks: the labels must come from the masks.
+    for stem, anomalous, metadata in (('00', False, False), ('01', True, True), ('02', True, False),
+                                      ('10', False, True)):
+        write_sample(category / 'test_public' / 'data', stem, anomalous=anomalous, metadata_anomalous=metadata)
     (category / 'test_private' / 'data').mkdir(parents=True)
     return root
 

@@ -80,29 +80,30 @@ def test_checkpoint_carries_inference_metadata(trained):
     checkpoint = load_from_local_safely(str(trained['checkpoint']))
     info = checkpoint['meta']['mmad']
     assert info == dict(image_size=96, modalities=['rgb', 'depth'], branch_names=['rgb', 'depth'],
-                        val_stats_ready=True)
+                        teacher=dict(model_name='resnet18', weights_sha256=None))
     assert "image_size = 96" in checkpoint['meta']['cfg']
     state = checkpoint['state_dict']
-    assert bool(state['val_stats_ready'])
-    assert state['val_mean'].dtype == torch.float64 and state['val_mean'].shape == (2, )
-    assert (state['val_std'] > 0).all()
+    assert bool(state['aggregator.fitted'])
+    assert all(state[f'aggregator.{key}_{name}'].dtype == torch.float64 for key in ('mean', 'std')
+               for name in ('rgb', 'depth'))
+    assert state['aggregator.std_rgb'] > 0 and state['aggregator.std_depth'] > 0
 
 
 def test_checkpoint_without_statistics_gets_them_at_test_time(trained, recwarn):
     checkpoint = load_from_local_safely(str(trained['checkpoint']))
-    expected_mean = checkpoint['state_dict']['val_mean'].clone()
-    expected_std = checkpoint['state_dict']['val_std'].clone()
-    checkpoint['state_dict']['val_stats_ready'] = torch.tensor(False)
-    checkpoint['state_dict']['val_mean'].zero_()
-    checkpoint['state_dict']['val_std'].zero_()
+    state = checkpoint['state_dict']
+    expected = {key: state[key].clone() for key in state if key.startswith(('aggregator.mean_', 'aggregator.std_'))}
+    state['aggregator.fitted'] = torch.tensor(False)
+    for key in expected:
+        state[key].zero_()
     stripped = trained['root'] / 'no_stats.pth'
     torch.save(to_safe_checkpoint(checkpoint), stripped)
     work_dir = trained['root'] / 'test_no_stats'
     runner = Runner.from_cfg(_config(trained['root'] / 'data', work_dir, stripped))
     runner.test()
     assert any('no validation statistics' in str(w.message) for w in recwarn)
-    torch.testing.assert_close(runner.model.val_mean, expected_mean, rtol=1e-6, atol=1e-9)
-    torch.testing.assert_close(runner.model.val_std, expected_std, rtol=1e-6, atol=1e-9)
+    for key, value in expected.items():
+        torch.testing.assert_close(runner.model.state_dict()[key], value, rtol=1e-6, atol=1e-9)
     with open(work_dir / 'metrics.json') as f:
         metrics = json.load(f)
     assert metrics['fused']['all']['I-AUROC'] == pytest.approx(trained['metrics']['fused']['all']['I-AUROC'],

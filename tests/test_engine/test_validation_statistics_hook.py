@@ -15,9 +15,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import mmad.engine.optimizers  # noqa: F401 (registers BranchOptimWrapperConstructor)
-from mmad.engine.hooks import ValidationStatisticsHook, compute_map_statistics
+from mmad.engine.hooks import ValidationStatisticsHook, fit_aggregator
+from mmad.models.aggregators import NormalizedSum
 from mmad.registry import DATASETS, HOOKS, MODELS
 from mmad.structures import ADDataSample
+from mmad.utils import load_from_local_safely
+from mmad.utils.model_checkpoint import load_model_checkpoint
 
 SIZE = 64
 NORMALISATION = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -41,29 +44,26 @@ class ToyMultimodalDataset(Dataset):
 
 
 class ToyMapModel(nn.Module):
-    """Cheap stand-in exposing what the hook uses: data_preprocessor, raw_branch_maps, set_validation_statistics."""
+    """Cheap stand-in exposing what the hook uses: data_preprocessor, raw_branch_maps, aggregator."""
 
     branch_names = ('rgb', 'depth')
 
     def __init__(self):
         super().__init__()
         self.data_preprocessor = BaseDataPreprocessor()
-        self.register_buffer('val_stats_ready', torch.tensor(False))
+        self.aggregator = NormalizedSum(self.branch_names)
 
     def raw_branch_maps(self, inputs):
         return {name: torch.stack(inputs[name]).mean(dim=1) ** 2 for name in self.branch_names}
 
-    def set_validation_statistics(self, mean, std):
-        self.mean, self.std = mean, std
-        self.val_stats_ready.fill_(True)
 
-
-def build_crd():
+def build_crd(**kwargs):
     torch.manual_seed(0)
     return MODELS.build(dict(
         type='CRD', modalities=('rgb', 'depth'), teacher=dict(type='TimmEncoder', model_name='resnet18'),
         crossmodal_filter=False, crossmodal_amplifier=True,
-        data_preprocessor=dict(type='ADDataPreprocessor', modalities=dict(rgb=NORMALISATION, depth=NORMALISATION))))
+        data_preprocessor=dict(type='ADDataPreprocessor', modalities=dict(rgb=NORMALISATION, depth=NORMALISATION)),
+        **kwargs))
 
 
 def numpy_statistics(model, dataset):
@@ -89,53 +89,88 @@ def test_statistics_equal_numpy_over_all_pixels(capsys):
     model.train()
     dataset = ToyMultimodalDataset(5)
     loader = DataLoader(dataset, batch_size=2, collate_fn=pseudo_collate)
-    mean, std = compute_map_statistics(model, loader, show_progress=True)
+    fitted = fit_aggregator(model, loader, show_progress=True)
     assert '3/3' in capsys.readouterr().out  # progress over the 3 batches
     assert model.training  # mode restored
     model.eval()
     expected_mean, expected_std = numpy_statistics(model, dataset)
     for name in ('rgb', 'depth'):
-        assert mean[name] == pytest.approx(expected_mean[name], rel=1e-5)
-        assert std[name] == pytest.approx(expected_std[name], rel=1e-4)
-        assert std[name] > 0
-    with pytest.raises(ValueError, match='dataloader is empty'):
-        compute_map_statistics(model, DataLoader(ToyMultimodalDataset(0), collate_fn=pseudo_collate))
+        assert fitted[name]['mean'] == pytest.approx(expected_mean[name], rel=1e-5)
+        assert fitted[name]['std'] == pytest.approx(expected_std[name], rel=1e-4)
+        assert model.aggregator.mean(name).item() == fitted[name]['mean'] and fitted[name]['std'] > 0
+    with pytest.raises(ValueError, match='no validation map was seen'):
+        fit_aggregator(model, DataLoader(ToyMultimodalDataset(0), collate_fn=pseudo_collate))
 
 
-def test_runner_computes_after_last_epoch_and_checkpoint_holds_them(tmp_path):
-    val_set = ToyMultimodalDataset(3, seed=2)
+def train_runner(tmp_path, val_stats_root=None, **model_kwargs):
+    stats_dataset = dict(type='ToyMultimodalDatasetForHookTests', num_samples=3, seed=2)
+    if val_stats_root is not None:
+        stats_dataset = dict(type='MVTec3DDataset', data_root=val_stats_root, category='bagel', split='validation',
+                             pipeline=[])
     hook = HOOKS.build(dict(type='ValidationStatisticsHook', dataloader='val_stats_dataloader', show_progress=False))
-    runner = Runner(
-        model=build_crd(), work_dir=str(tmp_path), default_scope='mmad',
+    return Runner(
+        model=build_crd(**model_kwargs), work_dir=str(tmp_path), default_scope='mmad',
         train_dataloader=dict(dataset=dict(type='ToyMultimodalDatasetForHookTests', num_samples=2, seed=1),
                               batch_size=2, sampler=dict(type='DefaultSampler', shuffle=False)),
         train_cfg=dict(by_epoch=True, max_epochs=2),
         optim_wrapper=dict(constructor='BranchOptimWrapperConstructor', optimizer=dict(type='Adam', lr=1e-3)),
         default_hooks=dict(logger=None, checkpoint=dict(type='CheckpointHook', interval=1)),
-        custom_hooks=[hook], log_level='WARNING',
-        cfg=dict(val_stats_dataloader=dict(
-            batch_size=2, dataset=dict(type='ToyMultimodalDatasetForHookTests', num_samples=3, seed=2),
-            sampler=dict(type='DefaultSampler', shuffle=True))))
+        custom_hooks=[dict(type='SafeCheckpointHook'), hook], log_level='WARNING',
+        cfg=dict(val_stats_dataloader=dict(batch_size=2, dataset=stats_dataset,
+                                           sampler=dict(type='DefaultSampler', shuffle=True)))), hook
+
+
+def test_runner_fits_after_last_epoch_and_checkpoint_holds_them(tmp_path):
+    val_set = ToyMultimodalDataset(3, seed=2)
+    runner, hook = train_runner(tmp_path)
     with pytest.warns(UserWarning, match='replaces the sampler'):
         runner.train()
     model = runner.model
     expected_mean, expected_std = numpy_statistics(model.eval(), val_set)
-    first = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu', weights_only=False)['state_dict']
-    last = torch.load(tmp_path / 'epoch_2.pth', map_location='cpu', weights_only=False)['state_dict']
-    assert not first['val_stats_ready']
-    assert bool(last['val_stats_ready']) and last['val_mean'].dtype == torch.float64
-    np.testing.assert_allclose(last['val_mean'].numpy(), [expected_mean['rgb'], expected_mean['depth']], rtol=1e-5)
-    np.testing.assert_allclose(last['val_std'].numpy(), [expected_std['rgb'], expected_std['depth']], rtol=1e-4)
+    first = load_from_local_safely(str(tmp_path / 'epoch_1.pth'))['state_dict']
+    last = load_from_local_safely(str(tmp_path / 'epoch_2.pth'))
+    assert not first['aggregator.fitted']  # saved after weights changed, before any fit
+    state = last['state_dict']
+    assert bool(state['aggregator.fitted']) and state['aggregator.mean_rgb'].dtype == torch.float64
+    for name in ('rgb', 'depth'):
+        assert state[f'aggregator.mean_{name}'].item() == pytest.approx(expected_mean[name], rel=1e-5)
+        assert state[f'aggregator.std_{name}'].item() == pytest.approx(expected_std[name], rel=1e-4)
+    assert last['meta']['epoch'] == 2 and set(last['optimizer']) == {'rgb', 'depth'}  # the rest kept on re-save
+    assert [name for name in os.listdir(tmp_path) if name.endswith('.tmp')] == []
 
-    model.val_stats_ready.fill_(False)
-    model.val_mean.zero_()
-    with pytest.warns(UserWarning, match='no validation statistics'):
+    model.aggregator.reset()
+    with pytest.warns(UserWarning, match='NormalizedSum is not fitted'):
         hook.before_test(runner)
-    assert bool(model.val_stats_ready)
-    np.testing.assert_allclose(model.val_mean.numpy(), last['val_mean'].numpy(), rtol=1e-6)
+    assert model.aggregator.is_fitted
+    assert model.aggregator.mean('rgb').item() == pytest.approx(state['aggregator.mean_rgb'].item(), rel=1e-6)
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         hook.before_test(runner)  # statistics present: nothing to do
+
+
+def test_failing_statistics_keep_the_final_checkpoint(tmp_path):
+    """Issue 8 case 7: a wrong validation data root is found after the last epoch; the training is saved."""
+    runner, _ = train_runner(tmp_path / 'work', val_stats_root=str(tmp_path / 'no_such_root'))
+    with pytest.raises(Exception, match='no_such_root'):
+        runner.train()
+    checkpoint = load_from_local_safely(str(tmp_path / 'work' / 'epoch_2.pth'))
+    assert checkpoint['meta']['epoch'] == 2 and not checkpoint['state_dict']['aggregator.fitted']
+    fresh = build_crd()
+    load_model_checkpoint(fresh, str(tmp_path / 'work' / 'epoch_2.pth'))
+    trained = runner.model.state_dict()
+    assert all(torch.equal(value, trained[key]) for key, value in fresh.state_dict().items())
+
+
+def test_nothing_to_fit_skips_the_work(tmp_path):
+    runner = SimpleNamespace(model=build_crd(aggregator=dict(type='Sum')), cfg=dict(),
+                             logger=SimpleNamespace(info=None, warning=None))
+    hook = ValidationStatisticsHook(dataloader='val_stats_dataloader')  # the config has no such entry
+    assert hook.fit(runner) == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        hook.before_test(runner)
+        hook.before_train_iter(runner, 0)
+    assert hook._dataloader is None
 
 
 def fake_runner(epoch, max_epochs=5, val_interval=2, val_begin=1, with_val=True):
@@ -149,7 +184,7 @@ def fake_runner(epoch, max_epochs=5, val_interval=2, val_begin=1, with_val=True)
 def test_runs_after_last_epoch_and_before_each_validation(with_val, expected_epochs):
     hook = ValidationStatisticsHook(dataloader=dict(), show_progress=False)
     computed = []
-    hook.compute_statistics = lambda runner: computed.append(runner.epoch)
+    hook._fit_and_resave = lambda runner: computed.append(runner.epoch)
     for epoch in range(5):
         hook.after_train_epoch(fake_runner(epoch, with_val=with_val))
     assert computed == expected_epochs
@@ -173,8 +208,10 @@ def distributed_worker(rank, world_size, port, result_dir):
         model = ToyMapModel()
         runner = SimpleNamespace(model=model, logger=SimpleNamespace(info=lambda message: None))
         with DefaultScope.overwrite_default_scope('mmad'):
-            hook.compute_statistics(runner)
-        results[num_samples] = dict(mean=model.mean, std=model.std, seen=len(hook._get_dataloader(runner).sampler))
+            fitted = hook.fit(runner)
+        results[num_samples] = dict(mean={name: values['mean'] for name, values in fitted.items()},
+                                    std={name: values['std'] for name, values in fitted.items()},
+                                    seen=len(hook._get_dataloader(runner).sampler))
     torch.save(results, os.path.join(result_dir, f'rank{rank}.pth'))
     torch.distributed.destroy_process_group()
 

@@ -8,7 +8,7 @@ from mmengine.registry import DefaultScope
 
 import mmad.engine.optimizers  # noqa: F401 (registers BranchOptimWrapperConstructor)
 from mmad.models.detectors import CRD, CRDBranch, gaussian_smooth
-from mmad.registry import AGGREGATORS, MODELS
+from mmad.registry import MODELS
 from mmad.structures import ADDataSample
 
 SIZE = 64
@@ -84,7 +84,7 @@ def test_shapes_of_every_output(modalities):
             assert [tuple(f.shape) for f in feats] == [(2, *shape) for shape in LEVEL_SHAPES]
     raw = model(inputs, mode='tensor')
     assert list(raw) == list(modalities) and all(m.shape == (2, SIZE, SIZE) for m in raw.values())
-    model.set_validation_statistics({m: 1.0 for m in modalities}, {m: 0.5 for m in modalities})
+    model.aggregator.set_statistics({m: 1.0 for m in modalities}, {m: 0.5 for m in modalities})
     samples = model(inputs, [ADDataSample(), ADDataSample()], mode='predict')
     assert len(samples) == 2
     for sample in samples:
@@ -107,7 +107,7 @@ def test_predict_scores_equal_the_formula():
     crd2 = copy.deepcopy(cached_crd())
     inputs = make_inputs(crd2.modalities, seed=3)
     mean, std = dict(rgb=0.7, depth=1.3), dict(rgb=0.2, depth=0.4)
-    crd2.set_validation_statistics(mean, std)
+    crd2.aggregator.set_statistics(mean, std)
     raw = crd2(inputs, mode='tensor')
     smoothed = {name: gaussian_smooth(raw[name], 4.0) for name in raw}
     fused = sum((smoothed[name] - mean[name]) / std[name] for name in raw)
@@ -121,29 +121,30 @@ def test_predict_scores_equal_the_formula():
             torch.testing.assert_close(sample.branch_scores[name], smoothed[name][index].max())
 
 
-def test_validation_statistics_buffers_and_errors():
+def test_aggregator_state_is_keyed_by_branch_and_errors():
     model = copy.deepcopy(cached_crd(crossmodal_filter=False, crossmodal_amplifier=False))
     state = model.state_dict()
-    assert state['val_mean'].dtype == torch.float64 and state['val_mean'].shape == (2, )
-    assert not state['val_stats_ready']
+    assert [key for key in state if key.startswith('aggregator.')] == [
+        'aggregator.mean_rgb', 'aggregator.std_rgb', 'aggregator.mean_depth', 'aggregator.std_depth',
+        'aggregator.fitted']
+    assert not any(key.startswith('val_') for key in state)
+    assert state['aggregator.mean_rgb'].dtype == torch.float64 and not state['aggregator.fitted']
     with pytest.raises(RuntimeError, match='ValidationStatisticsHook'):
         model.eval().predict(make_inputs(model.modalities))
-    model.set_validation_statistics(dict(depth=2.0, rgb=1.0), dict(rgb=0.5, depth=0.25))
+    model.aggregator.set_statistics(dict(depth=2.0, rgb=1.0), dict(rgb=0.5, depth=0.25))
     state = model.state_dict()
-    assert state['val_mean'].tolist() == [1.0, 2.0] and state['val_std'].tolist() == [0.5, 0.25]
-    assert bool(state['val_stats_ready'])
+    assert state['aggregator.mean_rgb'].item() == 1.0 and state['aggregator.std_depth'].item() == 0.25
     restored = copy.deepcopy(cached_crd(crossmodal_filter=False, crossmodal_amplifier=False))
-    assert not restored.val_stats_ready
+    assert not restored.aggregator.is_fitted
     restored.load_state_dict(state)
-    assert bool(restored.val_stats_ready) and restored.val_std.tolist() == [0.5, 0.25]
-    with pytest.raises(ValueError, match=r"exactly the branches \['rgb', 'depth'\]"):
-        model.set_validation_statistics(dict(rgb=1.0), dict(rgb=1.0, depth=1.0))
-    with pytest.raises(ValueError, match='positive std'):
-        model.set_validation_statistics(dict(rgb=1.0, depth=1.0), dict(rgb=1.0, depth=0.0))
-    sum_model = copy.deepcopy(cached_crd(crossmodal_filter=False, crossmodal_amplifier=False))
-    sum_model.aggregator = AGGREGATORS.build(dict(type='Sum'))
-    samples = sum_model.predict(make_inputs(sum_model.modalities))
+    assert restored.aggregator.is_fitted and restored.aggregator.std('depth').item() == 0.25
+    sum_model = build_crd(crossmodal_filter=False, crossmodal_amplifier=False, aggregator=dict(type='Sum'))
+    assert not any(key.startswith('aggregator.') for key in sum_model.state_dict())
+    samples = sum_model.eval().predict(make_inputs(sum_model.modalities))
     torch.testing.assert_close(samples[0].anomaly_map, sum(samples[0].branch_maps.values()))
+    with pytest.raises(ValueError, match="aggregator.branch_names is the model's branches"):
+        build_crd(crossmodal_filter=False, crossmodal_amplifier=False,
+                  aggregator=dict(type='Sum', branch_names=('rgb', )))
 
 
 @pytest.mark.parametrize('modalities', [('rgb', 'depth'), ('rgb', 'depth', 'normals')])
@@ -183,9 +184,9 @@ def test_subset_of_modalities_as_branches():
     model = build_crd(('rgb', 'depth', 'normals'), branches=['depth'])
     assert model.branch_names == ('depth', )
     assert {name for name, _ in model.named_children()} == {
-        'data_preprocessor', 'teacher', 'branch_depth', 'distillation_loss'}
+        'data_preprocessor', 'teacher', 'branch_depth', 'distillation_loss', 'aggregator'}
     assert list(model.branch_depth.bp) == ['rgb', 'normals'] and model.branch_depth.ocbe.num_inputs == 3
-    assert model.val_mean.shape == (1, )
+    assert model.aggregator.branch_names == ('depth', )
     assert list(model(make_inputs(model.modalities), mode='loss')) == [
         'depth.loss_decoder', 'depth.loss_filter', 'depth.loss_amplifier', 'depth.loss_output']
     with pytest.raises(ValueError, match='branches must be distinct modalities'):
@@ -207,37 +208,6 @@ def test_shared_projections_are_one_per_branch():
         alone = branch.bp['shared'](feats['normals'])
     for got, expected in zip(out['filter_feats']['normals'], alone):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
-
-
-def grads_by_part(branch):
-    return {part: [p.grad for p in module.parameters()] for part, module in branch.named_children()}
-
-
-def has_gradient(grads):
-    return any(g is not None and g.abs().sum() > 0 for g in grads)
-
-
-def test_stop_gradients():
-    model = copy.deepcopy(cached_crd())
-    inputs = make_inputs(model.modalities, batch=1)
-    model.train()
-    losses = model(inputs, mode='loss')
-    losses['rgb.loss_output'].backward(retain_graph=True)
-    grads = grads_by_part(model.branch_rgb)
-    assert has_gradient(grads['fuser'])
-    assert not any(has_gradient(grads[part]) for part in ('bp', 'ocbe', 'decoder', 'ibp'))
-    model.zero_grad()
-    sum(losses[f'rgb.{key}'] for key in ('loss_decoder', 'loss_filter', 'loss_amplifier')).backward()
-    grads = grads_by_part(model.branch_rgb)
-    assert all(has_gradient(grads[part]) for part in ('bp', 'ocbe', 'decoder', 'ibp'))
-    assert not has_gradient(grads['fuser'])
-    assert all(p.grad is None for p in model.branch_depth.parameters())
-
-    no_stop = build_crd(stop_gradients=False)
-    no_stop.train()
-    no_stop(inputs, mode='loss')['rgb.loss_output'].backward()
-    grads = grads_by_part(no_stop.branch_rgb)
-    assert all(has_gradient(grads[part]) for part in ('fuser', 'decoder', 'ibp', 'ocbe'))
 
 
 @pytest.mark.parametrize('switches, depends', [

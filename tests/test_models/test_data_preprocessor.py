@@ -57,12 +57,18 @@ def test_errors_are_clear():
         ADDataPreprocessor(modalities=dict(rgb=dict(mean=[0, 0], std=[1, 1])))
 
 
-def test_statistics_follow_the_device_and_stay_out_of_the_state_dict():
+def test_statistics_and_batches_follow_the_device_and_stay_out_of_the_state_dict():
     preprocessor = ADDataPreprocessor()
     assert preprocessor.state_dict() == {}
-    preprocessor.to('cpu')
     assert preprocessor.device == torch.device('cpu')
-    assert preprocessor.rgb_mean.device == torch.device('cpu')
+    preprocessor.to('meta')  # a device other than the one the batch comes from
+    assert preprocessor.device == torch.device('meta')
+    assert preprocessor.rgb_mean.device == preprocessor.depth_std.device == torch.device('meta')
+    out = preprocessor(dict(inputs=dict(rgb=[torch.zeros(3, 4, 5)], depth=[torch.zeros(1, 4, 5)])))
+    for name in ('rgb', 'depth'):
+        assert out['inputs'][name].device == torch.device('meta')
+        assert out['inputs'][name].shape == (1, 3, 4, 5) and out['inputs'][name].dtype == torch.float32
+    assert preprocessor.state_dict() == {}
 
 
 def test_fixed_channel_maps_to_the_teachers_three_channels():

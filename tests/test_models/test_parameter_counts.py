@@ -1,4 +1,4 @@
-"""Exact architecture of CRD's parts for the paper's WRN50 teacher (counts from the authors' code)."""
+"""Exact sizes of CRD's parts: the paper's WRN50 teacher (the authors' code) and a default student."""
 import pytest
 import torch
 
@@ -12,15 +12,20 @@ def trainable(module):
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+def rd_ocbe(spec, num_inputs=1):
+    return MultiInputOCBE(spec.out_channels, num_inputs, spec.block_type, spec.ocbe_blocks, strides=spec.strides,
+                          width_factor=spec.width_factor)
+
+
 def build_parts(teacher, num_inputs=2):
+    spec = teacher.spec
     return dict(
-        ocbe=MultiInputOCBE(teacher.out_channels, num_inputs, teacher.block_type, teacher.next_stage_blocks,
-                            strides=teacher.strides, width_factor=teacher.width_factor),
-        decoder=ReverseDecoder(teacher.block_type, 2 * teacher.out_channels[-1], teacher.out_channels,
-                               teacher.stage_blocks, width_factor=teacher.width_factor),
-        bp=BottleneckProjection(teacher.out_channels, teacher.strides, bottleneck_stride=32),
-        ibp=InvertedBottleneckProjection(teacher.out_channels, expansion=2),
-        fuser=SoftmaxFuser(num_inputs=2, num_levels=len(teacher.out_channels)))
+        ocbe=rd_ocbe(spec, num_inputs),
+        decoder=ReverseDecoder(spec.block_type, spec.ocbe_channels, spec.out_channels, spec.decoder_blocks,
+                               width_factor=spec.width_factor),
+        bp=BottleneckProjection(spec.out_channels, spec.strides, bottleneck_stride=32),
+        ibp=InvertedBottleneckProjection(spec.out_channels, expansion=2),
+        fuser=SoftmaxFuser(num_inputs=2, num_levels=spec.num_levels))
 
 
 def run_student(teacher, parts, images):
@@ -35,9 +40,8 @@ def meta_wrn50():
     with torch.device('meta'):
         teacher = TimmEncoder('wide_resnet50_2.tv_in1k')
         parts = build_parts(teacher)
-        rd_ocbe = MultiInputOCBE(teacher.out_channels, 1, teacher.block_type, teacher.next_stage_blocks,
-                                 strides=teacher.strides, width_factor=teacher.width_factor)
-    return teacher, parts, rd_ocbe
+        rd_student_ocbe = rd_ocbe(teacher.spec)
+    return teacher, parts, rd_student_ocbe
 
 
 def test_wrn50_trainable_parameter_counts(meta_wrn50):
@@ -84,13 +88,26 @@ def test_wrn50_forward_small_input():
 def test_resnet18_end_to_end_reproduces_teacher_shapes():
     teacher = TimmEncoder('resnet18')
     parts = build_parts(teacher)
-    assert teacher.block_type == 'basic'
+    assert teacher.spec.block_type == 'basic'
     assert trainable(parts['fuser']) == 6
     images = torch.rand(2, 3, 96, 64)
     own, filtered, embedding, decoded, amplified = run_student(teacher, parts, images)
     assert tuple(embedding.shape) == (2, 512, 3, 2)
     for feats in (filtered, decoded, amplified):
         assert [f.shape for f in feats] == [f.shape for f in own]
-    rd_ocbe = MultiInputOCBE(teacher.out_channels, 1, teacher.block_type, teacher.next_stage_blocks,
-                             strides=teacher.strides)
-    assert [f.shape for f in parts['decoder'](rd_ocbe(own))] == [f.shape for f in own]
+    assert [f.shape for f in parts['decoder'](rd_ocbe(teacher.spec)(own))] == [f.shape for f in own]
+
+
+def test_efficientnet_lite0_default_student_parameter_counts():
+    """The default student of a non-ResNet teacher: basic blocks, 2 per decoder stage, 2 in the OCBE."""
+    with torch.device('meta'):
+        teacher = TimmEncoder('tf_efficientnet_lite0')
+        parts = build_parts(teacher)
+        rd_student_ocbe = rd_ocbe(teacher.spec)
+    assert teacher.spec.out_channels == (24, 40, 112) and teacher.spec.ocbe_channels == 224
+    assert trainable(parts['ocbe']) == 2_555_168
+    assert trainable(parts['decoder']) == 643_424
+    assert trainable(parts['bp']) == 524_640
+    assert trainable(parts['ibp']) == 192_768
+    assert sum(trainable(part) for part in parts.values()) == 3_916_006
+    assert trainable(rd_student_ocbe) + trainable(parts['decoder']) == 2_852_672

@@ -41,7 +41,7 @@ def test_batchnorm_statistics_were_trained_and_synchronised(ddp_run):
     running_means = [value for key, value in state.items()
                      if key.startswith('branch_') and key.endswith('running_mean')]
     assert all(value.abs().sum() > 0 for value in running_means)
-    assert bool(state['val_stats_ready'])
+    assert bool(state['aggregator.fitted'])
 
 
 def test_saved_checkpoint_equals_the_state_of_rank_1(ddp_run):
@@ -67,4 +67,5 @@ def test_buffers_are_synchronised_before_the_validation_statistics_and_the_check
     output = (ddp_run / 'train_output.txt').read_text()
     section = output.split('after_train_epoch:\n', 1)[1].split('-----', 1)[0]
     hooks = [line.split(')')[1].strip() for line in section.splitlines() if line.startswith('(')]
-    assert hooks.index('SyncBuffersHook') < hooks.index('ValidationStatisticsHook') < hooks.index('CheckpointHook')
+    # the checkpoint is written before the statistics (a failure there loses no training), then re-saved with them
+    assert hooks.index('SyncBuffersHook') < hooks.index('CheckpointHook') < hooks.index('ValidationStatisticsHook')

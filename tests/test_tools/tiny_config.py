@@ -37,7 +37,7 @@ val_stats_dataloader = dict(batch_size=2, num_workers=0,
                             dataset=dict(data_root=data_root, category=category, pipeline=test_pipeline))
 test_dataloader = dict(batch_size=2, num_workers=0,
                        dataset=dict(data_root=data_root, category=category, pipeline=test_pipeline))
-model = dict(teacher=dict(out_indices=(1, 2)), bottleneck=dict(bottleneck_stride=16))
+model = dict(teacher=dict(strides=(4, 8)), bottleneck=dict(bottleneck_stride=16))
 train_cfg = dict(max_epochs=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 custom_hooks = [

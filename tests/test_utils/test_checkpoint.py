@@ -8,6 +8,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmad.utils.checkpoint import (
+    NotACheckpointError,
     UnsafeCheckpointError,
     load_from_local_safely,
     register_safe_checkpoint_loader,
@@ -89,3 +90,36 @@ def test_mmengine_uses_the_safe_loader(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_from_local_safely(str(tmp_path / 'nope.pth'))
+
+
+def test_a_text_file_is_named_not_a_checkpoint(tmp_path):
+    """Issue 8 case 10: a README given as the checkpoint used to raise the security alarm."""
+    path = tmp_path / 'README.md'
+    path.write_text('# mmad\n\nMultimodal anomaly detection.\n')
+    with pytest.raises(NotACheckpointError) as info:
+        load_from_local_safely(str(path))
+    assert str(info.value) == (f"{path} is not a checkpoint: a text file starting with '# mmad', while a torch.save "
+                               'file starts with a zip or pickle header.')
+    assert not isinstance(info.value, UnsafeCheckpointError)
+
+
+def test_an_empty_file_is_named_empty(tmp_path):
+    """Issue 8 case 10: a zero-byte .pth used to raise a bare EOFError."""
+    path = tmp_path / 'epoch_1.pth'
+    path.touch()
+    with pytest.raises(NotACheckpointError, match=f'^Checkpoint {path} is empty \\(0 bytes\\): not a checkpoint'):
+        load_from_local_safely(str(path))
+
+
+@pytest.mark.parametrize('zip_format', [True, False])
+def test_a_truncated_file_is_named_truncated(tmp_path, zip_format):
+    """Issue 8 case 10: a truncated .pth used to raise torch's 'failed finding central directory'."""
+    whole = tmp_path / 'whole.pth'
+    torch.save(to_safe_checkpoint(_mmengine_like_checkpoint()), whole, _use_new_zipfile_serialization=zip_format)
+    path = tmp_path / 'epoch_2.pth'
+    path.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    with pytest.raises(NotACheckpointError) as info:
+        load_from_local_safely(str(path))
+    message = str(info.value)
+    assert message.startswith(f'Checkpoint {path} is truncated: ') and '\n' not in message
+    assert 'central directory' not in message or 'zip archive without its end' in message

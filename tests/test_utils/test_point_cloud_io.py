@@ -11,19 +11,34 @@ from mmad.utils.point_cloud_io import organised_to_points, save_point_cloud
 
 
 def _cloud():
-    xyz = np.zeros((4, 5, 3), np.float32)
-    xyz[1:3, 1:4] = [0.1, 0.2, 0.6]
+    """A 4x5 organised cloud: 5 valid points, each pixel with its own point and its own colour.
+
+    Returns:
+        ``(xyz, rgb, points, colours)``: the inputs and the expected valid points and colours, row-major.
+    """
+    rows, cols = np.mgrid[0:4, 0:5]
+    xyz = np.stack([0.01 * rows, 0.02 * cols, 0.5 + 0.001 * (5 * rows + cols)], axis=2).astype(np.float32)
+    rgb = np.stack([40 * rows, 30 * cols, 10 * (5 * rows + cols)], axis=2).astype(np.uint8)
+    valid = np.zeros((4, 5), bool)
+    valid[1:3, 1:4] = True
+    xyz[~valid] = 0
     xyz[2, 3] = np.nan
-    rgb = np.full((4, 5, 3), 255, np.uint8)
-    return xyz, rgb
+    valid[2, 3] = False
+    return xyz, rgb, xyz[valid].astype(np.float64), rgb[valid] / 255.0
 
 
-def test_missing_points_are_dropped():
-    xyz, rgb = _cloud()
+def test_missing_points_are_dropped_and_colours_stay_with_their_points():
+    xyz, rgb, expected_points, expected_colours = _cloud()
     points, colours = organised_to_points(xyz, rgb)
     assert points.shape == (5, 3) and colours.shape == (5, 3)
-    np.testing.assert_allclose(points, np.tile([0.1, 0.2, 0.6], (5, 1)), rtol=1e-6)
-    np.testing.assert_allclose(colours, 1.0)
+    assert len({tuple(point) for point in points}) == 5 and len({tuple(colour) for colour in colours}) == 5
+    np.testing.assert_allclose(points, expected_points, rtol=1e-6)
+    np.testing.assert_allclose(colours, expected_colours)
+    np.testing.assert_allclose(points[1], [0.01, 0.04, 0.507], rtol=1e-6)  # pixel (1, 2)
+    np.testing.assert_allclose(colours[1], np.array([40, 60, 70]) / 255)
+    only_points, no_colours = organised_to_points(xyz)
+    np.testing.assert_allclose(only_points, expected_points, rtol=1e-6)
+    assert no_colours is None
 
 
 def test_shape_errors():
@@ -35,12 +50,12 @@ def test_shape_errors():
 
 def test_ply_round_trip(tmp_path):
     open3d = pytest.importorskip('open3d', reason='open3d needs libusb-1.0-0 (installed by tools/setup_env.sh)')
-    xyz, rgb = _cloud()
+    xyz, rgb, expected_points, expected_colours = _cloud()
     path = tmp_path / 'cloud.ply'
     assert save_point_cloud(path, xyz, rgb) == 5
     cloud = open3d.io.read_point_cloud(str(path))
-    np.testing.assert_allclose(np.asarray(cloud.points), np.tile([0.1, 0.2, 0.6], (5, 1)), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(cloud.colors), 1.0)
+    np.testing.assert_allclose(np.asarray(cloud.points), expected_points, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(cloud.colors), expected_colours, atol=0.5 / 255)
 
 
 @pytest.mark.parametrize('extension', ['.ply', '.pcd'])
@@ -62,7 +77,7 @@ def test_coloured_round_trip_through_open3d(tmp_path, extension):
 
 
 def test_xyz_text_round_trip(tmp_path):
-    xyz, _ = _cloud()
+    xyz, *_ = _cloud()
     assert save_point_cloud(tmp_path / 'cloud.xyz', xyz) == 5
     np.testing.assert_array_equal(np.loadtxt(tmp_path / 'cloud.xyz'), organised_to_points(xyz)[0])
 
@@ -96,7 +111,7 @@ def test_a_failed_write_is_an_error_naming_the_file(tmp_path):
 
 
 def test_an_unknown_extension_is_an_error_naming_the_file(tmp_path):
-    xyz, _ = _cloud()
+    xyz, *_ = _cloud()
     with pytest.raises(ValueError, match=r"cannot write the point cloud .*cloud\.obj: unknown extension '\.obj'; "
                                          r"expected one of \('\.ply', '\.pcd', '\.xyz'\)"):
         save_point_cloud(tmp_path / 'cloud.obj', xyz)

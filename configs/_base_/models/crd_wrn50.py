@@ -8,7 +8,7 @@ model = dict(
             rgb=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
             depth=dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
         )),
-    teacher=dict(type='TimmEncoder', model_name='wide_resnet50_2.tv_in1k', pretrained=True, out_indices=(1, 2, 3)),
+    teacher=dict(type='TimmEncoder', model_name='wide_resnet50_2.tv_in1k', pretrained=True, strides=(4, 8, 16)),
     crossmodal_filter=True,
     crossmodal_amplifier=True,
     bottleneck=dict(type='BottleneckProjection', bottleneck_stride=32),

@@ -1,4 +1,4 @@
-"""Hook computing the validation statistics of each branch's anomaly maps (mean and std for NormalizedSum)."""
+"""Hook fitting the score aggregator on the raw validation maps (the mean and std of each branch for NormalizedSum)."""
 from __future__ import annotations
 
 import copy
@@ -6,36 +6,44 @@ import sys
 import warnings
 
 import torch
-from mmengine.dist import all_reduce, is_main_process
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop, Runner
+from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
 from mmengine.utils import ProgressBar
 from torch import nn
 from torch.utils.data import DataLoader
 
 from mmad.registry import HOOKS
+from mmad.utils.checkpoint import update_checkpoint_state
+from mmad.utils.model_checkpoint import AGGREGATOR_PREFIX
 
 NON_PADDING_SAMPLER = dict(type='DefaultSampler', shuffle=False, round_up=False)
 
 
 @HOOKS.register_module()
 class ValidationStatisticsHook(Hook):
-    """Compute one global mean and standard deviation per branch over every pixel of every raw validation map.
+    """Fit the model's score aggregator (``model.aggregator``) on the raw validation maps of every branch.
 
-    The raw (unsmoothed) map of each branch comes from ``model.raw_branch_maps(inputs) -> {branch: Tensor[B, H, W]}``;
-    sums and sums of squares are accumulated in float64, all-reduced across ranks, and the results are written into
-    the model with ``model.set_validation_statistics(mean, std)`` (buffers, so they are saved in checkpoints).
-    The dataloader uses a non-padding sampler (``DefaultSampler(shuffle=False, round_up=False)``), so under
-    distributed training every validation sample counts exactly once.
+    The hook only feeds the aggregator: ``aggregator.reset()``, ``aggregator.update(raw_maps)`` for every batch of
+    ``model.raw_branch_maps(inputs) -> {branch: Tensor[B, H, W]}``, then ``aggregator.finalize()`` (which reduces
+    across ranks). What is fitted and how is the aggregator's business; its state is a set of buffers keyed by
+    branch name, so it is saved in checkpoints. Nothing is done when the aggregator needs no fitting
+    (``requires_fitting`` False, e.g. ``Sum``). The dataloader uses a non-padding sampler
+    (``DefaultSampler(shuffle=False, round_up=False)``), so under distributed training every validation sample
+    counts exactly once.
 
     When it runs:
 
+    - ``before_train_iter``: the weights are about to change, so a fitted state no longer applies; it is reset
+      (a checkpoint saved later without a new fit says so, and ``tools/test.py`` fits it before testing).
     - ``after_train_epoch`` of the last epoch (and of every epoch followed by a validation run, so that the
-      validation uses statistics of the current weights). Its priority is above ``CheckpointHook`` so the last
-      checkpoint holds the statistics.
-    - ``before_val`` / ``before_test``: when the model has no statistics (e.g. a checkpoint saved without them), it
-      warns and computes them.
+      validation uses statistics of the current weights). Its priority is below ``CheckpointHook``: the checkpoint
+      of that epoch is written first, so a failure while fitting (e.g. a wrong validation data root) loses no
+      training; once fitted, that checkpoint is re-saved atomically with the aggregator's state.
+    - ``before_val`` / ``before_test``: when the aggregator is not fitted (e.g. a checkpoint saved without its
+      state), it warns and fits it.
 
     Args:
         dataloader: Config of the dataloader over the (normal-only) validation split, or the name of a top-level
@@ -43,61 +51,83 @@ class ValidationStatisticsHook(Hook):
         show_progress: Whether rank 0 shows a progress bar.
     """
 
-    priority = 'NORMAL'
+    priority = 'LOWEST'
 
     def __init__(self, dataloader: dict | str | DataLoader, show_progress: bool = True) -> None:
         self.dataloader_cfg = dataloader
         self.show_progress = show_progress
         self._dataloader: DataLoader | None = dataloader if isinstance(dataloader, DataLoader) else None
+        self._saved_at_iter: int | None = None
+
+    def before_train_iter(self, runner: Runner, batch_idx: int, data_batch=None) -> None:
+        """Reset the aggregator's fitted state: it belongs to weights that are about to change."""
+        aggregator = _unwrap(runner.model).aggregator
+        if aggregator.requires_fitting:
+            aggregator.reset()
 
     def after_train_epoch(self, runner: Runner) -> None:
-        """Compute the statistics after the last epoch or before a validation run."""
+        """Fit after the last epoch or before a validation run, then re-save this epoch's checkpoint."""
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
             return
         if self.is_last_train_epoch(runner) or self._validation_follows(runner, runner.epoch + 1):
-            self.compute_statistics(runner)
+            self._fit_and_resave(runner)
 
     def after_train_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        """With an iteration-based loop, compute the statistics after the last iteration or before a validation."""
+        """With an iteration-based loop, fit after the last iteration or before a validation."""
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
             return
         if self.is_last_train_iter(runner) or self._validation_follows(runner, runner.iter + 1):
-            self.compute_statistics(runner)
+            self._fit_and_resave(runner)
+
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """Note the step of the save, so that a fit at the same step re-saves that checkpoint."""
+        self._saved_at_iter = runner.iter
 
     def before_val(self, runner: Runner) -> None:
-        """Compute the statistics when the model to validate has none."""
-        self._compute_if_missing(runner, 'validation')
+        """Fit the aggregator when the model to validate has no fitted one."""
+        self._fit_if_missing(runner, 'validation')
 
     def before_test(self, runner: Runner) -> None:
-        """Compute the statistics when the loaded model has none."""
-        self._compute_if_missing(runner, 'test')
+        """Fit the aggregator when the loaded model has no fitted one."""
+        self._fit_if_missing(runner, 'test')
 
-    def compute_statistics(self, runner: Runner) -> tuple[dict[str, float], dict[str, float]]:
-        """Run the model over the validation dataloader and store the statistics in it.
+    def fit(self, runner: Runner) -> dict[str, dict[str, float]]:
+        """Fit the model's aggregator on the validation dataloader (nothing when it needs no fitting).
 
         Args:
             runner: The runner whose model (possibly wrapped) is measured.
 
         Returns:
-            ``(mean, std)``, each a dict branch -> float.
+            Branch -> fitted values (e.g. ``dict(mean=..., std=...)``), empty when nothing was fitted.
         """
         model = _unwrap(runner.model)
-        mean, std = compute_map_statistics(model, self._get_dataloader(runner),
-                                           show_progress=self.show_progress and is_main_process())
-        model.set_validation_statistics(mean, std)
-        runner.logger.info('Validation map statistics: ' + ', '.join(
-            f'{name}: mean {mean[name]:.6g}, std {std[name]:.6g}' for name in mean))
-        return mean, std
+        if not model.aggregator.requires_fitting:
+            return {}
+        fitted = fit_aggregator(model, self._get_dataloader(runner),
+                                show_progress=self.show_progress and is_main_process())
+        runner.logger.info(f'{type(model.aggregator).__name__} fitted on the validation maps: ' + ', '.join(
+            f'{name}: ' + ', '.join(f'{key} {value:.6g}' for key, value in values.items())
+            for name, values in fitted.items()))
+        return fitted
 
-    def _compute_if_missing(self, runner: Runner, stage: str) -> None:
-        model = _unwrap(runner.model)
-        if bool(model.val_stats_ready):
+    def _fit_and_resave(self, runner: Runner) -> None:
+        if not self.fit(runner) or self._saved_at_iter != runner.iter or not is_main_process():
             return
-        message = (f'The model has no validation statistics (mean/std of the branch maps) for {stage}; '
-                   'computing them now from the validation dataloader.')
+        path = runner.message_hub.get_info('last_ckpt')
+        state = weights_to_cpu(get_state_dict(_unwrap(runner.model)))
+        update_checkpoint_state(path, {key: value for key, value in state.items()
+                                       if key.startswith(AGGREGATOR_PREFIX)})
+        runner.logger.info(f'Re-saved {path} with the fitted aggregator.')
+
+    def _fit_if_missing(self, runner: Runner, stage: str) -> None:
+        aggregator = _unwrap(runner.model).aggregator
+        if not aggregator.requires_fitting or aggregator.is_fitted:
+            return
+        message = (f'The model\'s {type(aggregator).__name__} is not fitted (no validation statistics of the branch '
+                   f'maps) for {stage}; fitting it now on the validation dataloader.')
         warnings.warn(message, stacklevel=2)
         runner.logger.warning(message)
-        self.compute_statistics(runner)
+        self.fit(runner)
 
     def _get_dataloader(self, runner: Runner) -> DataLoader:
         if self._dataloader is None:
@@ -127,49 +157,36 @@ class ValidationStatisticsHook(Hook):
 
 
 @torch.no_grad()
-def compute_map_statistics(model: nn.Module, dataloader: DataLoader,
-                           show_progress: bool = False) -> tuple[dict[str, float], dict[str, float]]:
-    """Global mean and (population) standard deviation of every pixel of every raw branch map.
+def fit_aggregator(model: nn.Module, dataloader: DataLoader,
+                   show_progress: bool = False) -> dict[str, dict[str, float]]:
+    """Fit ``model.aggregator`` on every raw branch map of ``dataloader``.
 
-    Under distributed training every rank accumulates its own samples (a rank may have none) and the float64 sums
-    are all-reduced, so all ranks return the same statistics.
+    Under distributed training every rank feeds its own samples (a rank may have none) and the aggregator's
+    ``finalize`` reduces across ranks, so all ranks end with the same state.
 
     Args:
-        model: A model (not wrapped) with ``branch_names``, ``data_preprocessor`` and
+        model: A model (not wrapped) with ``aggregator``, ``data_preprocessor`` and
             ``raw_branch_maps(inputs) -> {branch: Tensor[B, H, W]}``.
         dataloader: Batches of the validation split.
         show_progress: Whether to show a progress bar.
 
     Returns:
-        ``(mean, std)``, each a dict branch -> float.
+        Branch -> fitted values, as returned by ``aggregator.finalize()``.
     """
-    names = list(model.branch_names)
-    # rows: pixel count, sum, sum of squares; one column per branch
-    sums = torch.zeros(3, len(names), dtype=torch.float64, device=model.data_preprocessor.device)
+    aggregator = model.aggregator
     was_training = model.training
     model.eval()
+    aggregator.reset()
     progress = ProgressBar(len(dataloader), file=sys.stdout) if show_progress else None
     for data in dataloader:
         data = model.data_preprocessor(data, False)
-        maps = model.raw_branch_maps(data['inputs'])
-        for index, name in enumerate(names):
-            values = maps[name].double()
-            sums[0, index] += values.numel()
-            sums[1, index] += values.sum()
-            sums[2, index] += values.square().sum()
+        aggregator.update(model.raw_branch_maps(data['inputs']))
         if progress is not None:
             progress.update()
     if progress is not None:
         progress.file.write('\n')
     model.train(was_training)
-    all_reduce(sums, op='sum')
-    count, total, total_of_squares = sums
-    if (count == 0).any():
-        raise ValueError('ValidationStatisticsHook: the validation dataloader is empty; the statistics need at '
-                         'least one sample.')
-    mean = total / count
-    std = (total_of_squares / count - mean.square()).clamp_min(0).sqrt()
-    return dict(zip(names, mean.tolist())), dict(zip(names, std.tolist()))
+    return aggregator.finalize()
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -25,8 +25,8 @@ class BottleneckProjection(BaseModule):
     """Per-level encoder-decoder through a spatial bottleneck; output shapes equal input shapes.
 
     Args:
-        in_channels: Channels of each level, shallow to deep (teacher's ``out_channels``).
-        strides: Stride of each level (teacher's ``strides``, e.g. ``(4, 8, 16)``).
+        in_channels: Channels of each level, shallow to deep (``TeacherSpec.out_channels``).
+        strides: Stride of each level (``TeacherSpec.strides``, e.g. ``(4, 8, 16)``).
         bottleneck_stride: Stride of the bottleneck (16 / 32 / 64 = 16x16 / 8x8 / 4x4 at 256x256; 32 is
             CRD's). A level already at that stride passes through. None = identity for every level.
         init_cfg: mmengine initialisation config, CRD's by default.

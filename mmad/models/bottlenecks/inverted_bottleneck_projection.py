@@ -18,7 +18,7 @@ class InvertedBottleneckProjection(BaseModule):
     """Per-level channel-expanding projection; output shapes equal input shapes.
 
     Args:
-        in_channels: Channels of each level, shallow to deep (teacher's ``out_channels``).
+        in_channels: Channels of each level, shallow to deep (``TeacherSpec.out_channels``).
         expansion: Channel expansion of the hidden 1x1 layer; None = identity for every level.
         init_cfg: mmengine initialisation config, CRD's by default.
     """

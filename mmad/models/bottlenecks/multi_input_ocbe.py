@@ -9,7 +9,8 @@ Bottleneck Projection of the other modality's features. One rule gives both:
 * the last level passes through when ``num_inputs == 1`` and gets a 3x3 stride-1 conv + BN + ReLU
   ``num_inputs * C_last -> C_last`` otherwise;
 * the levels are concatenated (``num_levels * C_last``) and fed to ``out_blocks`` residual blocks of the
-  teacher's type, the first one of stride 2 with a downsampling shortcut, giving ``2 * C_last`` channels.
+  student's type (``TeacherSpec.block_type``: the teacher's own for a ResNet), the first one of stride 2 with
+  a downsampling shortcut, giving ``2 * C_last`` channels.
 
 For a WRN50 teacher at 256x256 and ``num_inputs=2``: 512@64 -> 1024@32 -> 1024@16, 1024@32 -> 1024@16,
 2048@16 -> 1024@16, concat 3072@16 -> 2048@8.
@@ -33,12 +34,12 @@ class MultiInputOCBE(BaseModule):
     """RD's one-class bottleneck embedding over ``num_inputs`` feature maps per level.
 
     Args:
-        in_channels: Channels ``C_i`` of one input at each level, shallow to deep (teacher's ``out_channels``).
+        in_channels: Channels ``C_i`` of one input at each level, shallow to deep (``TeacherSpec.out_channels``).
         num_inputs: Feature maps concatenated per level: 1 = RD's OCBE, 2 = CRD's modified OCBE.
-        block_type: ``'basic'`` or ``'bottleneck'``, the teacher's residual block.
-        out_blocks: Residual blocks after the concatenation (the teacher's ``next_stage_blocks``: 3 for WRN50).
-        strides: Stride of each level (teacher's ``strides``); None = each level halves the previous one.
-        width_factor: Bottleneck inner width relative to a plain ResNet (teacher's ``width_factor``, 2 for WRN50).
+        block_type: ``'basic'`` or ``'bottleneck'`` (``TeacherSpec.block_type``).
+        out_blocks: Residual blocks after the concatenation (``TeacherSpec.ocbe_blocks``: 3 for WRN50).
+        strides: Stride of each level (``TeacherSpec.strides``); None = each level halves the previous one.
+        width_factor: Bottleneck inner width relative to a plain ResNet (``TeacherSpec.width_factor``, 2 for WRN50).
         init_cfg: mmengine initialisation config, RD's by default.
 
     Attributes:

@@ -22,20 +22,21 @@ from .upsampling_blocks import UPSAMPLING_BLOCKS, UpsamplingBasicBlock, Upsampli
 
 @MODELS.register_module()
 class ReverseDecoder(BaseModule):
-    """Mirror decoder of a ResNet teacher, one upsampling stage per teacher level.
+    """Reverse decoder, one upsampling stage per teacher level: a ResNet teacher's mirror image.
 
     Stage ``i`` (deep to shallow) produces level ``num_levels - 1 - i``: its first block doubles the
     resolution and maps the channels to that level's teacher channels, the other blocks keep the shape.
-    As in RD, stage ``i`` holds ``stage_blocks[i]`` blocks, i.e. the teacher's block counts are reused in
-    their given order (WRN50's (3, 4, 6) gives 3 blocks to the deepest decoder stage).
+    As in RD, stage ``i`` of a ResNet teacher's student holds ``stage_blocks[i]`` blocks, i.e. the teacher's
+    block counts are reused in their given order (WRN50's (3, 4, 6) gives 3 blocks to the deepest decoder stage);
+    other teachers get 2 basic blocks per stage by default (``TeacherSpec.default_student``).
 
     Args:
-        block_type: ``'basic'`` or ``'bottleneck'``, the teacher's residual block.
+        block_type: ``'basic'`` or ``'bottleneck'`` (``TeacherSpec.block_type``).
         in_channels: Channels of the input embedding (the OCBE output, 2048 for WRN50).
         out_channels: Teacher channels of each level, shallow to deep, e.g. ``(256, 512, 1024)``.
-        stage_blocks: Residual blocks of each decoder stage, deep to shallow (RD: the teacher's
-            ``stage_blocks`` unchanged).
-        width_factor: Bottleneck inner width relative to a plain ResNet (teacher's ``width_factor``, 2 for WRN50).
+        stage_blocks: Residual blocks of each decoder stage, deep to shallow (``TeacherSpec.decoder_blocks``;
+            RD: a ResNet teacher's blocks per stage, unchanged).
+        width_factor: Bottleneck inner width relative to a plain ResNet (``TeacherSpec.width_factor``, 2 for WRN50).
         init_cfg: mmengine initialisation config, RD's by default.
 
     Attributes:

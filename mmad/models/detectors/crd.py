@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
@@ -15,6 +14,7 @@ from torch import Tensor, nn
 from mmad.registry import AGGREGATORS, MODELS
 from mmad.structures import ADDataSample
 
+from ..encoders import TeacherSpec
 from .anomaly_maps import cosine_distance_map, gaussian_smooth
 from .crd_branch import CRDBranch
 
@@ -28,8 +28,9 @@ class CRD(BaseModel):
     Layout: the child ``teacher`` (a frozen encoder shared by every modality, always in eval mode) and one direct
     child ``branch_<modality>`` (:class:`CRDBranch`) per branch holding that branch's whole student, so that
     ``MMSeparateDistributedDataParallel`` wraps the branches one by one. The assists of a branch are all the other
-    modalities. Every channel count, stride and block count of the parts is filled in from the built teacher
-    (``out_channels``, ``strides``, ``block_type``, ``stage_blocks``, ``next_stage_blocks``).
+    modalities. Every channel count and stride of the parts, and by default their block type and block counts, are
+    filled in from the built teacher's ``spec`` (:class:`~mmad.models.encoders.TeacherSpec`, the teacher contract):
+    any encoder exposing ``spec`` and returning one feature list per image is a teacher.
 
     For two modalities this is exactly CRD. Size with a WideResNet-50-2 teacher: one branch with one assist has
     193,356,806 trainable parameters (386,713,612 for RGB + depth); with three modalities each branch has two BPs,
@@ -42,9 +43,10 @@ class CRD(BaseModel):
     their own optimisers and share no gradient.
 
     Scoring: per branch the raw map is the sum over levels of the upsampled ``1 - cos(F_CA, T_m)``; it is smoothed
-    with a Gaussian (``gaussian_sigma``), the aggregator fuses the smoothed maps (``NormalizedSum`` uses the
-    validation statistics stored in the buffers ``val_mean``, ``val_std``, ``val_stats_ready``) and the image score is
-    the maximum of the fused map.
+    with a Gaussian (``gaussian_sigma``), the child ``aggregator`` fuses the smoothed maps and the image score is the
+    maximum of the fused map. The aggregator owns its state, keyed by branch name (``NormalizedSum``: the buffers
+    ``aggregator.mean_<branch>``, ``aggregator.std_<branch>``, ``aggregator.fitted``), and is fitted on the raw
+    validation maps by ``ValidationStatisticsHook``.
 
     Args:
         modalities: Names of the input modalities, e.g. ``('rgb', 'depth')``.
@@ -57,12 +59,16 @@ class CRD(BaseModel):
             ``dict(type='BottleneckProjection', bottleneck_stride=32)``).
         amplifier: Config of the inverted bottleneck projection without shapes (default
             ``dict(type='InvertedBottleneckProjection', expansion=2)``).
-        ocbe: Config of the OCBE without shapes (default ``dict(type='MultiInputOCBE')``); ``out_blocks`` defaults
-            to the teacher's ``next_stage_blocks``.
-        decoder: Config of the reverse decoder without shapes (default ``dict(type='ReverseDecoder')``).
+        ocbe: Config of the OCBE without shapes (default ``dict(type='MultiInputOCBE')``); ``block_type``,
+            ``out_blocks`` and ``width_factor`` default to the teacher spec's ``block_type``, ``ocbe_blocks`` and
+            ``width_factor``.
+        decoder: Config of the reverse decoder without shapes (default ``dict(type='ReverseDecoder')``);
+            ``block_type``, ``stage_blocks`` and ``width_factor`` default to the spec's ``block_type``,
+            ``decoder_blocks`` and ``width_factor``.
         fuser: Config of the fuser without shapes (default ``dict(type='SoftmaxFuser', mode='softmax')``).
         loss: Config or module of the distillation loss (default ``dict(type='ReverseDistillationLoss')``).
-        aggregator: Config of the score aggregator in ``AGGREGATORS`` (default ``dict(type='NormalizedSum')``).
+        aggregator: Config of the score aggregator in ``AGGREGATORS`` without ``branch_names`` (default
+            ``dict(type='NormalizedSum')``).
         gaussian_sigma: Standard deviation of the Gaussian smoothing of each branch map, in pixels.
         stop_gradients: Whether the branches use the paper-era code's stop-gradients (see :class:`CRDBranch`).
         share_projections: Whether each branch keeps one BP and one IBP for all its assists (see :class:`CRDBranch`).
@@ -116,12 +122,11 @@ class CRD(BaseModel):
             self.add_module(f'branch_{name}', self._build_branch(name, part_cfgs, stop_gradients, share_projections))
         loss = loss or dict(type='ReverseDistillationLoss')
         self.distillation_loss = MODELS.build(loss) if isinstance(loss, dict) else loss
-        self.aggregator = AGGREGATORS.build(aggregator or dict(type='NormalizedSum'))
-
-        num_branches = len(self._branch_names)
-        self.register_buffer('val_mean', torch.zeros(num_branches, dtype=torch.float64))
-        self.register_buffer('val_std', torch.ones(num_branches, dtype=torch.float64))
-        self.register_buffer('val_stats_ready', torch.tensor(False))
+        aggregator = dict(aggregator or dict(type='NormalizedSum'))
+        if 'branch_names' in aggregator:
+            raise ValueError(f"CRD: aggregator.branch_names is the model's branches {self._branch_names}; remove it "
+                             f"from the aggregator config (got {aggregator['branch_names']!r}).")
+        self.aggregator = AGGREGATORS.build(dict(aggregator, branch_names=self._branch_names))
 
     @property
     def branch_names(self) -> tuple[str, ...]:
@@ -284,7 +289,7 @@ class CRD(BaseModel):
         """
         branch_maps = {name: gaussian_smooth(raw_map, self.gaussian_sigma)
                        for name, raw_map in self.raw_branch_maps(inputs).items()}
-        fused = self.aggregator(branch_maps, *self._aggregator_statistics())
+        fused = self.aggregator(branch_maps)
         scores = fused.flatten(1).amax(dim=1)
         branch_scores = {name: branch_map.flatten(1).amax(dim=1) for name, branch_map in branch_maps.items()}
         if data_samples is None:
@@ -295,36 +300,6 @@ class CRD(BaseModel):
             sample.set_field({name: branch_map[index] for name, branch_map in branch_maps.items()}, 'branch_maps')
             sample.set_field({name: score[index] for name, score in branch_scores.items()}, 'branch_scores')
         return data_samples
-
-    def set_validation_statistics(self, mean: Mapping[str, float], std: Mapping[str, float]) -> None:
-        """Store the global mean and standard deviation of each branch's raw validation maps.
-
-        Args:
-            mean: Branch -> mean.
-            std: Branch -> standard deviation (> 0).
-        """
-        for label, statistic in (('mean', mean), ('std', std)):
-            if set(statistic) != set(self._branch_names):
-                raise ValueError(f'CRD.set_validation_statistics: {label} needs exactly the branches '
-                                 f'{list(self._branch_names)}, got {sorted(statistic)}.')
-        for name in self._branch_names:
-            if not (math.isfinite(mean[name]) and math.isfinite(std[name]) and std[name] > 0):
-                raise ValueError(f'CRD.set_validation_statistics: branch {name!r} needs a finite mean and a positive '
-                                 f'std, got mean {mean[name]} and std {std[name]}.')
-        self.val_mean.copy_(torch.tensor([float(mean[name]) for name in self._branch_names], dtype=torch.float64))
-        self.val_std.copy_(torch.tensor([float(std[name]) for name in self._branch_names], dtype=torch.float64))
-        self.val_stats_ready.fill_(True)
-
-    def _aggregator_statistics(self) -> tuple[dict[str, Tensor] | None, dict[str, Tensor] | None]:
-        if not bool(self.val_stats_ready):
-            if getattr(self.aggregator, 'requires_statistics', False):
-                raise RuntimeError(
-                    f'CRD: the aggregator {type(self.aggregator).__name__} needs the validation statistics of the '
-                    'branch maps, but the model has none. Add ValidationStatisticsHook to custom_hooks (it computes '
-                    'them after training and before testing), load a checkpoint that holds them, or call '
-                    'set_validation_statistics(mean, std).')
-            return None, None
-        return (dict(zip(self._branch_names, self.val_mean)), dict(zip(self._branch_names, self.val_std)))
 
     def _run_branch(self, name: str, teacher_feats: FeatureLists) -> dict:
         """Call branch ``name`` through its (possibly DDP-wrapped) module's ``__call__``.
@@ -339,25 +314,30 @@ class CRD(BaseModel):
 
     def _build_branch(self, name: str, part_cfgs: dict[str, dict], stop_gradients: bool,
                       share_projections: bool) -> CRDBranch:
-        teacher = self.teacher
-        in_channels = tuple(teacher.out_channels)
+        """Fill the part configs in from the teacher's :class:`~mmad.models.encoders.TeacherSpec`.
+
+        The shapes (channels, strides, number of inputs) are the teacher's and may not be changed in the config; the
+        student layout (block type, blocks per stage, width factor) is the spec's default unless the config sets it.
+        """
+        spec = getattr(self.teacher, 'spec', None)
+        if not isinstance(spec, TeacherSpec):
+            raise TypeError(f'CRD: the teacher {type(self.teacher).__name__} must expose `spec`, a TeacherSpec '
+                            f'(mmad.models.encoders), got {type(spec).__name__}.')
         num_assists = len(self.assists_of(name))
-        width_factor = getattr(teacher, 'width_factor', 1.0)
-        ocbe = _with_shapes(part_cfgs['ocbe'], 'ocbe', in_channels=in_channels,
-                            num_inputs=1 + (num_assists if self.crossmodal_filter else 0),
-                            block_type=teacher.block_type, strides=tuple(teacher.strides), width_factor=width_factor)
-        ocbe.setdefault('out_blocks', teacher.next_stage_blocks)
-        decoder = _with_shapes(part_cfgs['decoder'], 'decoder', block_type=teacher.block_type,
-                               in_channels=2 * in_channels[-1], out_channels=in_channels,
-                               stage_blocks=tuple(teacher.stage_blocks),
-                               width_factor=width_factor)
+        ocbe = _with_shapes(part_cfgs['ocbe'], 'ocbe', in_channels=spec.out_channels,
+                            num_inputs=1 + (num_assists if self.crossmodal_filter else 0), strides=spec.strides)
+        _with_layout(ocbe, block_type=spec.block_type, out_blocks=spec.ocbe_blocks, width_factor=spec.width_factor)
+        decoder = _with_shapes(part_cfgs['decoder'], 'decoder', in_channels=spec.ocbe_channels,
+                               out_channels=spec.out_channels)
+        _with_layout(decoder, block_type=spec.block_type, stage_blocks=spec.decoder_blocks,
+                     width_factor=spec.width_factor)
         bottleneck = amplifier = fuser = None
         if self.crossmodal_filter:
-            bottleneck = _with_shapes(part_cfgs['bottleneck'], 'bottleneck', in_channels=in_channels,
-                                      strides=tuple(teacher.strides))
+            bottleneck = _with_shapes(part_cfgs['bottleneck'], 'bottleneck', in_channels=spec.out_channels,
+                                      strides=spec.strides)
         if self.crossmodal_amplifier:
-            amplifier = _with_shapes(part_cfgs['amplifier'], 'amplifier', in_channels=in_channels)
-            fuser = _with_shapes(part_cfgs['fuser'], 'fuser', num_inputs=1 + num_assists, num_levels=len(in_channels))
+            amplifier = _with_shapes(part_cfgs['amplifier'], 'amplifier', in_channels=spec.out_channels)
+            fuser = _with_shapes(part_cfgs['fuser'], 'fuser', num_inputs=1 + num_assists, num_levels=spec.num_levels)
         return CRDBranch(name, self.assists_of(name), ocbe=ocbe, decoder=decoder, bottleneck=bottleneck,
                          amplifier=amplifier, fuser=fuser, stop_gradients=stop_gradients,
                          share_projections=share_projections)
@@ -401,6 +381,12 @@ def _with_shapes(cfg: dict, part: str, **shapes) -> dict:
                              f'{cfg[key]!r}. Remove it from the {part} config.')
         cfg[key] = value
     return cfg
+
+
+def _with_layout(cfg: dict, **layout) -> None:
+    """Set the student layout arguments the config leaves unset (in place); the config's own values win."""
+    for key, value in layout.items():
+        cfg.setdefault(key, value)
 
 
 def _normalised(value):
