@@ -9,7 +9,7 @@ defect type and index, so one sample can be rendered again alone, with or withou
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +60,19 @@ class SyntheticSample:
         xyz: float32 (H, W, 3) organised point cloud in metres, (0, 0, 0) where a point is missing.
         gt: uint8 (H, W) mask, 0 outside defects, region ids (255, 254, ...) inside.
         object_mask: bool (H, W), pixels that see the object rather than the table.
+        depth: float32 (H, W) noisy z in metres of every pixel, without missing points (a rendered depth map).
+        normals: float32 (H, W, 3) unit normals of the measured surface, facing away from the camera (a surface
+            facing the camera is (0, 0, 1)).
+        lightings: uint8 (H, W, 3) RGB images under the requested extra lights (empty unless asked for).
     """
 
     rgb: np.ndarray
     xyz: np.ndarray
     gt: np.ndarray
     object_mask: np.ndarray
+    depth: np.ndarray
+    normals: np.ndarray
+    lightings: tuple[np.ndarray, ...] = ()
 
 
 def _lattice_noise(lattice: np.ndarray, s: np.ndarray, t: np.ndarray, cell: float) -> np.ndarray:
@@ -139,8 +146,8 @@ def _measure(scene: Scene, rays: np.ndarray, points: np.ndarray, defects: Sequen
     return xyz.astype(np.float32)
 
 
-def _render(scene: Scene, defects: Sequence[Defect]) -> SyntheticSample:
-    """Render a scene with the given defects (none for the intact sample).
+def _render(scene: Scene, defects: Sequence[Defect], lights: Sequence[np.ndarray] = ()) -> SyntheticSample:
+    """Render a scene with the given defects (none for the intact sample), and its rgb under extra ``lights``.
 
     The noise fields are drawn first, in a fixed order, so a sample and its intact twin share them.
     """
@@ -162,7 +169,16 @@ def _render(scene: Scene, defects: Sequence[Defect]) -> SyntheticSample:
     rgb = _shade(scene, shaded_points, defects, lattices, rgb_noise)
     object_mask, gt = _annotate(scene, intact_points, measured_points, defects)
     xyz = _measure(scene, rays, measured_points, defects, z_noise, dropout)
-    return SyntheticSample(rgb=np.round(rgb * 255.0).astype(np.uint8), xyz=xyz, gt=gt, object_mask=object_mask)
+    lightings = tuple(_to_uint8(_shade(replace(scene, light=np.asarray(light, dtype=np.float64)), shaded_points,
+                                       defects, lattices, rgb_noise)) for light in lights)
+    return SyntheticSample(rgb=_to_uint8(rgb), xyz=xyz, gt=gt, object_mask=object_mask,
+                           depth=(measured_points[..., 2] + z_noise).astype(np.float32),
+                           normals=(-surface_normals(measured_points)).astype(np.float32), lightings=lightings)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] float image -> uint8, rounded."""
+    return np.round(image * 255.0).astype(np.uint8)
 
 
 def check_arguments(category: str, height: int, width: int, defect_types: Iterable[str], seed: int) -> None:
@@ -179,8 +195,8 @@ def check_arguments(category: str, height: int, width: int, defect_types: Iterab
 
 
 def render_synthetic_sample(category: str, split: str, defect_type: str, index: int, *, height: int = 128,
-                            width: int = 128, seed: int = 0, shadow_prob: float = 0.3,
-                            intact: bool = False) -> SyntheticSample:
+                            width: int = 128, seed: int = 0, shadow_prob: float = 0.3, intact: bool = False,
+                            focal: float | None = None, lights: Sequence[Sequence[float]] = ()) -> SyntheticSample:
     """Render one sample, exactly as :func:`make_synthetic_mvtec3d` writes it.
 
     Args:
@@ -193,15 +209,17 @@ def render_synthetic_sample(category: str, split: str, defect_type: str, index: 
         seed: Seed of the whole data set.
         shadow_prob: Probability of a sensor-shadow strip along one border.
         intact: Render the same scene without its defect (same pose, texture, noise and holes).
+        focal: Focal length in pixels instead of the category's own (see :func:`scene.sample_scene`).
+        lights: Unit light directions (3,) (towards the scene, z forward) of extra rgb renderings.
 
     Returns:
-        The sample: rgb uint8 (H, W, 3), xyz float32 (H, W, 3), gt uint8 (H, W), object_mask bool (H, W).
+        The sample (see :class:`SyntheticSample`).
     """
     check_arguments(category, height, width, [defect_type], seed)
     if split not in SPLITS:
         raise ValueError(f'split must be one of {list(SPLITS)}, got {split!r}')
     key = [seed, name_key(category), name_key(split), name_key(defect_type), index]
     rng = np.random.default_rng(np.random.SeedSequence(key))
-    scene = sample_scene(rng, category_style(category), height, width, shadow_prob)
+    scene = sample_scene(rng, category_style(category), height, width, shadow_prob, focal)
     defects = () if defect_type == GOOD else sample_defects(rng, scene, defect_type)
-    return _render(scene, () if intact else defects)
+    return _render(scene, () if intact else defects, lights)

@@ -109,9 +109,14 @@ def hsv_to_rgb(hue: float, saturation: float, value: float) -> np.ndarray:
 
 
 def sample_scene(rng: np.random.Generator, style: _CategoryStyle, height: int, width: int,
-                  shadow_prob: float) -> Scene:
-    """Draw the pose, colours, holes and shadow strip of one sample of a category."""
-    focal = max(height, width) * style.table_distance / style.view_extent
+                 shadow_prob: float, focal: float | None = None) -> Scene:
+    """Draw the pose, colours, holes and shadow strip of one sample of a category.
+
+    ``focal`` (pixels) replaces the category's own focal length, e.g. Eyecandies's 711.11 px at 512 px; the object
+    keeps its size relative to the image.
+    """
+    if focal is None:
+        focal = max(height, width) * style.table_distance / style.view_extent
     short_extent = min(height, width) * style.table_distance / focal
     tilt = np.deg2rad(rng.uniform(1.0, 6.0))
     tilt_direction = rng.uniform(0.0, 2.0 * np.pi)

@@ -9,11 +9,19 @@ from .geometry import (
     XYZImageFromPoints,
     XYZToDepth,
 )
-from .loading import LoadMaskFromFile, LoadNormalsFromFile, LoadRGBFromFile, LoadXYZFromFile, check_same_size
+from .loading import (
+    LoadMaskFromFile,
+    LoadNormalsFromFile,
+    LoadRGBFromFile,
+    LoadXYZFromDepthFile,
+    LoadXYZFromFile,
+    check_same_size,
+)
 from .processing import ResizeImage, ResizeMask
 
 __all__ = [
-    'LoadRGBFromFile', 'LoadXYZFromFile', 'LoadNormalsFromFile', 'LoadMaskFromFile', 'check_same_size',
+    'LoadRGBFromFile', 'LoadXYZFromFile', 'LoadXYZFromDepthFile', 'LoadNormalsFromFile', 'LoadMaskFromFile',
+    'check_same_size',
     'FitTablePlane', 'DepthFromPoints', 'XYZToDepth', 'NormalsFromDepth', 'NormalsFromPoints', 'HeightFromPlane',
     'XYZImageFromPoints', 'ResizeImage', 'ResizeMask', 'PackADInputs'
 ]

@@ -1,14 +1,15 @@
-"""Transforms that load the files of a sample: rgb image, xyz point cloud, normal map and ground-truth mask."""
+"""Transforms that load the files of a sample: rgb image, point cloud (xyz or depth), normal map, ground-truth mask."""
 import warnings
 
 import cv2
 import numpy as np
+import yaml
 from mmcv.transforms import BaseTransform
 
 from mmad.registry import TRANSFORMS
 from mmad.structures import binarise_mask
 
-from .file_io import read_png, read_tiff
+from .file_io import read_bytes, read_png, read_tiff
 
 LOADED_SIZES = 'loaded_sizes'
 """Result key of the native (H, W) of every image-like array loaded so far, by result key."""
@@ -119,6 +120,71 @@ class LoadXYZFromFile(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(backend_args={self.backend_args})'
+
+
+@TRANSFORMS.register_module()
+class LoadXYZFromDepthFile(BaseTransform):
+    """Load a 16-bit depth map with its metric range and back-project it to an organised point cloud (Eyecandies).
+
+    ``z = min + value / 65535 * (max - min)`` with ``normalization: {min, max}`` (metres) read from the yaml file
+    beside it (Eyecandies ``NNN_info_depth.yaml``), then the pinhole back-projection into the camera frame:
+    ``x = (u - cx) z / f``, ``y = (v - cy) z / f`` with u the column and v the row. Every pixel is a valid point
+    (Eyecandies is rendered). ``NNN_pose.txt`` is not needed.
+
+    Required Keys:
+        - depth_path: 16-bit single-channel PNG.
+        - depth_info_path: yaml file with ``normalization: {min: float, max: float}``.
+
+    Added Keys:
+        - xyz: float32 (H, W, 3) in metres, camera frame.
+        - loaded_sizes, ori_shape (when absent): see :func:`check_same_size`.
+
+    Args:
+        focal_length: Focal length f in pixels at the file's resolution (Eyecandies: 711.11 at 512x512).
+        principal_point: (cx, cy) in pixels; None is the image centre ((W - 1) / 2, (H - 1) / 2).
+        backend_args: Arguments of the mmengine file backend; None reads the local disk.
+    """
+
+    def __init__(self, focal_length: float = 711.11, principal_point: tuple[float, float] | None = None,
+                 backend_args: dict | None = None):
+        if focal_length <= 0:
+            raise ValueError(f'focal_length must be positive (pixels), got {focal_length}')
+        self.focal_length = float(focal_length)
+        self.principal_point = None if principal_point is None else tuple(float(value) for value in principal_point)
+        self.backend_args = backend_args
+
+    def _depth_range(self, path: str) -> tuple[float, float]:
+        """``(min, max)`` of ``normalization`` in the yaml file ``path``."""
+        try:
+            info = yaml.safe_load(read_bytes(path, self.backend_args))
+            low, high = (float(info['normalization'][key]) for key in ('min', 'max'))
+        except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f'{path}: expected a yaml file with normalization: {{min: float, max: float}} (metres), '
+                             f'could not read it ({type(error).__name__}: {error})') from None
+        if not (np.isfinite([low, high]).all() and 0 <= low <= high):
+            raise ValueError(f'{path}: normalization must satisfy 0 <= min <= max, got min={low}, max={high}')
+        return low, high
+
+    def transform(self, results: dict) -> dict:
+        """Read ``depth_path`` and ``depth_info_path`` and add the back-projected ``xyz``."""
+        path = results['depth_path']
+        encoded = read_png(path, cv2.IMREAD_UNCHANGED, self.backend_args)
+        if encoded.ndim != 2 or encoded.dtype != np.uint16:
+            raise ValueError(f'{path}: expected a 16-bit single-channel depth map, got shape {encoded.shape} and '
+                             f'dtype {encoded.dtype}')
+        check_same_size(results, 'depth', encoded.shape, path)
+        low, high = self._depth_range(results['depth_info_path'])
+        z = low + encoded.astype(np.float64) / np.iinfo(np.uint16).max * (high - low)
+        height, width = z.shape
+        cx, cy = self.principal_point or ((width - 1) / 2, (height - 1) / 2)
+        rows, cols = np.mgrid[0:height, 0:width]
+        results['xyz'] = np.stack([(cols - cx) * z / self.focal_length, (rows - cy) * z / self.focal_length, z],
+                                  axis=-1).astype(np.float32)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(focal_length={self.focal_length}, principal_point={self.principal_point}, '
+                f'backend_args={self.backend_args})')
 
 
 @TRANSFORMS.register_module()
