@@ -2,7 +2,7 @@
 # amplifier (CA) on, BP to stride 32, IBP expansion 2, NormalizedSum, the pretrained EfficientNet-Lite0 CPU teacher.
 # Every other row of configs/crd_ablations/ is this file plus a few overrides. Any category runs with
 #   python tools/analysis_tools/run_ablations.py configs/crd_ablations/*.py --data-root DATA --category CAT
-# The synthetic-data settings below (64x64 input, 20 epochs) make the whole set fit on a CPU; for real
+# The synthetic-data settings below (64x64 input, 10 epochs) make the whole set fit on a CPU; for real
 # MVTec 3D-AD set image_size = 256 and the paper's schedule ('../_base_/schedules/crd_adam_200e.py' as is).
 _base_ = [
     '../_base_/datasets/mvtec3d_rgbd.py',
@@ -41,8 +41,8 @@ test_dataloader = dict(
     batch_size=8, num_workers=0,
     dataset=dict(data_root=data_root, category=category, pipeline=test_pipeline))
 
-train_cfg = dict(max_epochs=20)
-default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=20))
+train_cfg = dict(max_epochs=10)
+default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=10))
 custom_hooks = [
     dict(type='SafeCheckpointHook'),
     dict(type='ValidationStatisticsHook', dataloader='val_stats_dataloader', show_progress=False),

@@ -29,7 +29,7 @@ TUTORIAL = REPO / 'docs' / 'tutorials' / 'add_modality.md'
 CODE_BLOCK = re.compile(r'```python title="([^"]+)"\n(.*?)```', re.DOTALL)
 TOOL_COMMAND = re.compile(r'python (tools/(?:train|test)\.py) ([^\n]*)')
 CATEGORY, SIZE, SEED = 'synthetic', 64, 3
-NUM_TRAIN, NUM_VAL, NUM_TEST = 16, 4, 8
+NUM_TRAIN, NUM_VAL, NUM_TEST = 24, 4, 8
 HOT_SPOT = 'hot_spot'
 
 
@@ -59,7 +59,7 @@ def infrared(xyz: np.ndarray, rng: np.random.Generator, hot_spot: bool) -> tuple
     Args:
         xyz: float32 (H, W, 3) point cloud, z = distance to the camera, 0 where missing.
         rng: Random generator (sensor noise, hot-spot position).
-        hot_spot: Whether to add a Gaussian hot spot on the object.
+        hot_spot: Whether to add a hot spot (a saturated disc) on the object.
 
     Returns:
         uint16 (H, W) image and uint8 (H, W) mask (255 on the hot spot).
@@ -74,7 +74,7 @@ def infrared(xyz: np.ndarray, rng: np.random.Generator, hot_spot: bool) -> tuple
         rows, cols = np.nonzero(height > 0.5 * height.max())
         pick = rng.integers(len(rows))
         yy, xx = np.mgrid[:z.shape[0], :z.shape[1]]
-        disc = (np.hypot(yy - rows[pick], xx - cols[pick]) <= z.shape[0] / 10).astype(np.float64)
+        disc = (np.hypot(yy - rows[pick], xx - cols[pick]) <= z.shape[0] / 8).astype(np.float64)
         image = np.maximum(image, 0.95 * cv2.GaussianBlur(disc, (5, 5), 1.0))
         mask[disc > 0] = 255
     return (np.clip(image, 0.0, 1.0) * 65535).round().astype(np.uint16), mask
@@ -155,14 +155,18 @@ def test_tutorial_ir_branch_finds_ir_only_defects(user_dir, data_root, monkeypat
     assert ir > rgb
 
 
+def _tutorial_config(user_dir: Path):
+    """The tutorial's config, loaded (its custom_imports import my_ir)."""
+    from mmengine.config import Config
+    return Config.fromfile(user_dir / 'configs' / 'my_ir' / 'crd_rgbd_ir_synthetic.py')
+
+
 def _tutorial_dataset(user_dir: Path, data_root: Path):
     """The tutorial config's training dataset on ``data_root``, built the way the Runner builds it."""
-    from mmengine.config import Config
-
     from mmad.registry import DATASETS
-    config = Config.fromfile(user_dir / 'configs' / 'my_ir' / 'crd_rgbd_ir_synthetic.py')
-    config.train_dataloader.dataset.data_root = str(data_root)
-    return DATASETS.build(config.train_dataloader.dataset)
+    dataset_cfg = _tutorial_config(user_dir).train_dataloader.dataset
+    dataset_cfg.data_root = str(data_root)
+    return DATASETS.build(dataset_cfg)
 
 
 def test_a_missing_ir_file_is_one_line_naming_it(user_dir, data_root, tmp_path):
@@ -193,3 +197,14 @@ def test_an_8_bit_colour_ir_file_is_one_line_naming_it(user_dir, data_root, tmp_
         kept.replace(ir_path)
     assert str(error.value) == (f'{ir_path}: an ir image must be 1-channel 16-bit, got shape ({SIZE}, {SIZE}, 3) '
                                 'of uint8')
+
+
+def test_a_pipeline_without_the_ir_loader_names_the_modality(user_dir, data_root):
+    from mmad.registry import DATASETS
+    dataset_cfg = _tutorial_config(user_dir).train_dataloader.dataset
+    dataset_cfg.update(data_root=str(data_root), pipeline=[step for step in dataset_cfg.pipeline
+                                                           if step.type != 'LoadIRFromFile'])
+    dataset_cfg.pipeline[-2]['keys'] = ('rgb', )
+    with pytest.raises(KeyError, match=r"PackADInputs: modality 'ir' is missing for good_000; add the transform that "
+                                       'produces it to the pipeline'):
+        DATASETS.build(dataset_cfg)[0]
