@@ -58,6 +58,7 @@ class Job:
         config: Config file.
         work_dir: Folder of the run's checkpoints, logs and ``metrics.json``.
         cfg_options: ``key=value`` overrides given to train.py and test.py.
+        tool_args: Other arguments of both train.py and test.py (e.g. ``('--data-root', DIR, '--category', CAT)``).
     """
 
     method: str
@@ -65,6 +66,7 @@ class Job:
     config: str
     work_dir: str
     cfg_options: tuple[str, ...]
+    tool_args: tuple[str, ...] = ()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -170,7 +172,8 @@ def job_state(job: Job) -> str:
 
 def train_command(job: Job) -> list[str]:
     """``tools/train.py`` for the job, with ``--resume`` when its work dir holds a checkpoint."""
-    command = [sys.executable, osp.join(TOOLS_DIR, 'train.py'), job.config, '--work-dir', job.work_dir]
+    command = [sys.executable, osp.join(TOOLS_DIR, 'train.py'), job.config, '--work-dir', job.work_dir,
+               *job.tool_args]
     if find_last_checkpoint(job.work_dir) is not None:
         command.append('--resume')
     if job.cfg_options:
@@ -180,7 +183,8 @@ def train_command(job: Job) -> list[str]:
 
 def test_command(job: Job, checkpoint: str) -> list[str]:
     """``tools/test.py`` of ``checkpoint``, writing ``metrics.json`` into the job's work dir."""
-    command = [sys.executable, osp.join(TOOLS_DIR, 'test.py'), job.config, checkpoint, '--work-dir', job.work_dir]
+    command = [sys.executable, osp.join(TOOLS_DIR, 'test.py'), job.config, checkpoint, '--work-dir', job.work_dir,
+               *job.tool_args]
     if job.cfg_options:
         command += ['--cfg-options', *job.cfg_options]
     return command

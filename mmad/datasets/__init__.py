@@ -1,7 +1,10 @@
-"""Datasets (MVTec 3D-AD, Eyecandies), their data transforms and the synthetic data generator."""
+"""Datasets (MVTec 3D-AD, Eyecandies) and their data transforms.
+
+The synthetic data generators live in ``mmad.datasets.synthetic``, imported only where used.
+"""
+from .base_dataset import BaseADDataset, build_pipeline
 from .eyecandies import EyecandiesDataset
 from .mvtec3d import MVTec3DDataset
-from .synthetic import make_synthetic_mvtec3d, render_synthetic_sample
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['MVTec3DDataset', 'EyecandiesDataset', 'make_synthetic_mvtec3d', 'render_synthetic_sample']
+__all__ = ['BaseADDataset', 'build_pipeline', 'MVTec3DDataset', 'EyecandiesDataset']

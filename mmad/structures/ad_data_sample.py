@@ -43,8 +43,8 @@ class ADDataSample(BaseDataElement):
     """Data sample of multimodal anomaly detection.
 
     Meta information (set by ``PackADInputs``): ``category``, ``defect_type``, ``sample_name``,
-    ``img_path`` (the rgb file), ``gt_path``, ``ori_shape`` (H0, W0), ``img_shape`` (S, S), ``sample_idx``
-    and the path of every loaded modality (``rgb_path``, ``xyz_path``, ``normals_path``).
+    ``img_path`` (the rgb file), ``ori_shape`` (H0, W0), ``img_shape`` (S, S), ``sample_idx`` and every
+    ``*_path`` of the data info and the loaded modalities (``gt_path``, ``rgb_path``, ``xyz_path``, ...).
 
     Data fields, each written through its setter, which converts and checks the value:
 

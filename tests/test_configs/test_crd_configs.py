@@ -1,7 +1,11 @@
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
+
+from mmad.registry import MODELS
+from mmad.utils import register_all_modules
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'crd'
 MVTEC3D = ['bagel', 'cable_gland', 'carrot', 'cookie', 'dowel', 'foam', 'peach', 'potato', 'rope', 'tire']
@@ -43,9 +47,55 @@ def test_eyecandies_configs(category):
     assert cfg.train_cfg.max_epochs == 100
 
 
+@pytest.mark.parametrize('category', MVTEC3D)
+def test_mvtec3d_rgb_normals_configs_fit_the_plane_once(category):
+    cfg = Config.fromfile(CONFIG_DIR / f'crd_mvtec3d_rgbn_{category}.py')
+    _check_common(cfg, category, ('rgb', 'normals'))
+    steps = [step.type for step in cfg.test_dataloader.dataset.pipeline]
+    assert steps.count('FitTablePlane') == 1 and steps.index('FitTablePlane') < steps.index('NormalsFromDepth')
+    assert cfg.train_cfg.max_epochs == 200
+
+
+THREE_MODALITIES = [('crd_mvtec3d_rgbdn_bagel.py', 'bagel', 200),
+                    ('crd_eyecandies_rgbdn_candy_cane.py', 'CandyCane', 100)]
+
+
+@pytest.mark.parametrize('name, category, epochs', THREE_MODALITIES)
+def test_three_modality_configs(name, category, epochs):
+    cfg = Config.fromfile(CONFIG_DIR / name)
+    _check_common(cfg, category, ('rgb', 'depth', 'normals'))
+    assert cfg.model.share_projections and cfg.train_cfg.max_epochs == epochs
+    assert [step.type for step in cfg.train_dataloader.dataset.pipeline].count('FitTablePlane') == 1
+
+
+def test_eyecandies_depth_config():
+    cfg = Config.fromfile(CONFIG_DIR / 'crd_eyecandies_rgbd_candy_cane.py')
+    _check_common(cfg, 'CandyCane', ('rgb', 'depth'))
+    assert tuple(cfg.train_dataloader.dataset.files) == ('depth', )
+    loader = cfg.train_dataloader.dataset.pipeline[1]
+    assert loader == dict(type='LoadXYZFromDepthFile', focal_length=711.11)
+
+
+@pytest.mark.parametrize('name, share, expected', [
+    ('crd_mvtec3d_rgbdn_bagel.py', True, 654_391_323),
+    ('crd_mvtec3d_rgbdn_bagel.py', False, 887_493_147),
+    ('crd_mvtec3d_rgbn_bagel.py', False, 386_713_612),
+])
+def test_trainable_parameter_counts_stated_in_the_readme(name, share, expected):
+    register_all_modules()
+    cfg = Config.fromfile(CONFIG_DIR / name)
+    cfg.model.teacher.pretrained = False
+    cfg.model.share_projections = share
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    assert f'{expected:,}' in (CONFIG_DIR / 'README.md').read_text()
+
+
 def test_every_crd_config_is_covered():
     expected = {f'crd_mvtec3d_{c}.py' for c in MVTEC3D} | {f'crd_eyecandies_{_snake(c)}.py' for c in EYECANDIES}
-    expected |= {'crd_demo_synthetic.py', 'crd_demo_synthetic_random_teacher.py'}
+    expected |= {f'crd_mvtec3d_rgbn_{c}.py' for c in MVTEC3D} | {name for name, _, _ in THREE_MODALITIES}
+    expected |= {'crd_demo_synthetic.py', 'crd_demo_synthetic_random_teacher.py', 'crd_eyecandies_rgbd_candy_cane.py'}
     assert {p.name for p in CONFIG_DIR.glob('*.py')} == expected
 
 

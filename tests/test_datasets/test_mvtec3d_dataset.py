@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -90,6 +92,28 @@ def test_pipeline_output_and_indices(data_root):
     assert sample.metainfo['sample_name'] == 'crack_001' and int(sample.gt_label) == 1
     assert sample.gt_mask.dtype == torch.bool and sample.gt_mask.sum() > 0
     assert sample.metainfo['ori_shape'] == (HEIGHT, WIDTH)
+
+
+BUILD_WITHOUT_SCOPE = """
+import sys
+from mmengine.registry import DefaultScope
+from mmad.registry import DATASETS
+assert DefaultScope.get_current_instance() is None
+dataset = DATASETS.build(dict(type='MVTec3DDataset', category='bagel', split='test', data_root=sys.argv[1],
+                              pipeline=[dict(type='LoadRGBFromFile'), dict(type='ResizeImage', size=8),
+                                        dict(type='PackADInputs', modalities=('rgb',))]))
+print(tuple(dataset[0]['inputs']['rgb'].shape))
+"""
+
+
+def test_dataset_builds_its_pipeline_without_a_runner_or_default_scope(data_root):
+    """As mmpretrain's datasets: the pipeline resolves mmad transforms through mmad's registry, no scope needed."""
+    result = subprocess.run([sys.executable, '-c', BUILD_WITHOUT_SCOPE, str(data_root)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '(3, 8, 8)'
+    with pytest.raises(TypeError, match='neither a transform config'):
+        MVTec3DDataset(category='bagel', split='test', data_root=str(data_root), pipeline=[42])
 
 
 def test_xyz_without_rgb(data_root):

@@ -1,5 +1,7 @@
 import filecmp
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -257,3 +259,11 @@ def test_object_stays_off_the_corner_patches(height, width):
         rows, cols = np.r_[0:3, height - 3:height], np.r_[0:3, width - 3:width]
         assert not sample.object_mask[np.ix_(rows, cols)].any()
         assert sample.object_mask.mean() > 0.05
+
+
+def test_import_mmad_datasets_does_not_import_the_generators():
+    code = ('import sys, mmad.datasets; from mmad.registry import DATASETS; DATASETS.get("MVTec3DDataset"); '
+            'print(sorted(name for name in sys.modules if "synthetic" in name))')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[]'

@@ -17,6 +17,7 @@ from mmad.datasets.transforms import (
     ResizeImage,
     ResizeMask,
     XYZToDepth,
+    check_same_size,
 )
 from mmad.structures import ADDataSample
 
@@ -135,11 +136,29 @@ def test_truncated_tiff(sample_files, tmp_path):
 def test_rgb_xyz_size_mismatch_in_either_order(sample_files, tmp_path):
     small = write_xyz(tmp_path / 'small.tiff', scene_xyz(30, 48))
     info = dict(sample_files, xyz_path=small)
-    with pytest.raises(ValueError, match=r'small\.tiff: the point cloud is 30x48 \(HxW\) but the rgb image .*rgb\.png '
+    with pytest.raises(ValueError, match=r'small\.tiff: the xyz file is 30x48 \(HxW\) but the rgb file .*rgb\.png '
                                          r'is 40x48'):
         LoadXYZFromFile().transform(LoadRGBFromFile().transform(dict(info)))
-    with pytest.raises(ValueError, match=r'rgb\.png: the rgb image is 40x48 .* xyz file .*small\.tiff is 30x48'):
+    with pytest.raises(ValueError, match=r'rgb\.png: the rgb file is 40x48 .* xyz file .*small\.tiff is 30x48'):
         LoadRGBFromFile().transform(LoadXYZFromFile().transform(dict(info)))
+
+
+def test_every_loader_checks_every_loaded_array_whatever_its_key(sample_files, tmp_path):
+    """A mask loaded first, a normal map and a new modality key are all compared with everything loaded before."""
+    cv2.imwrite(str(tmp_path / 'normals.png'), np.zeros((40, 48, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / 'small_normals.png'), np.zeros((30, 48, 3), np.uint8))
+    results = LoadMaskFromFile().transform(dict(sample_files))
+    assert results['loaded_sizes'] == {'gt': (40, 48)} and results['ori_shape'] == (40, 48)
+    results = LoadNormalsFromFile().transform(dict(results, normals_path=str(tmp_path / 'normals.png')))
+    with pytest.raises(ValueError, match=r'small_normals\.png: the normals file is 30x48 \(HxW\) but the gt file '
+                                         r'.*gt\.png is 40x48'):
+        LoadNormalsFromFile().transform(dict(results, normals_path=str(tmp_path / 'small_normals.png')))
+    with pytest.raises(ValueError, match=r'ir\.png: the ir file is 8x8 \(HxW\) but the gt file .*gt\.png is 40x48'):
+        check_same_size(dict(results), 'ir', (8, 8), 'ir.png')
+    results = LoadXYZFromFile().transform(LoadRGBFromFile().transform(results))
+    assert results['loaded_sizes'] == {'gt': (40, 48), 'normals': (40, 48), 'rgb': (40, 48), 'xyz': (40, 48)}
+    resized = XYZToDepth(size=16).transform(results)  # resizing later does not count: files are compared
+    LoadRGBFromFile().transform(resized)
 
 
 def test_mask_binarised_at_native_size(sample_files):
@@ -164,14 +183,14 @@ def test_mask_ids_253_to_255_and_colour_masks(tmp_path):
 def test_missing_mask_is_zero_of_rgb_size(sample_files):
     results = LoadMaskFromFile().transform(LoadRGBFromFile().transform(dict(sample_files, gt_path=None)))
     assert results['gt_mask'].shape == (40, 48) and not results['gt_mask'].any()
-    with pytest.raises(KeyError, match='load the rgb image first'):
+    with pytest.raises(KeyError, match='load a modality first'):
         LoadMaskFromFile().transform(dict(gt_path=None))
 
 
 def test_mask_size_mismatch(sample_files, tmp_path):
     cv2.imwrite(str(tmp_path / 'small_gt.png'), np.zeros((10, 10), np.uint8))
     results = LoadRGBFromFile().transform(dict(sample_files, gt_path=str(tmp_path / 'small_gt.png')))
-    with pytest.raises(ValueError, match=r'small_gt\.png: the gt mask is 10x10'):
+    with pytest.raises(ValueError, match=r'small_gt\.png: the gt file is 10x10'):
         LoadMaskFromFile().transform(results)
 
 
@@ -286,25 +305,21 @@ def test_pack_normals_and_errors():
 def test_pipeline_built_from_config_dicts(sample_files):
     with DefaultScope.overwrite_default_scope('mmad'):
         pipeline = Compose([dict(type='LoadRGBFromFile'), dict(type='LoadXYZFromFile'), dict(type='LoadMaskFromFile'),
-                            dict(type='XYZToNormals', size=8), dict(type='ResizeImage', size=8),
+                            dict(type='FitTablePlane', size=8), dict(type='DepthFromPoints'),
+                            dict(type='NormalsFromDepth'), dict(type='ResizeImage', size=8),
                             dict(type='ResizeMask', size=8), dict(type='PackADInputs', modalities=('rgb', 'normals'))])
     packed = pipeline(dict(sample_files))
     assert packed['inputs']['normals'].shape == (3, 8, 8) and packed['inputs']['rgb'].shape == (3, 8, 8)
 
 
-def test_data_sample_setters_validate_and_convert():
-    sample = ADDataSample().set_gt_label(np.array([1])).set_pred_score(0.25).set_anomaly_map(np.zeros((3, 3)))
-    sample.set_branch_scores({'rgb': 0.5, 'depth': torch.tensor([0.1])})
-    sample.set_branch_maps({'rgb': torch.ones(3, 3), 'depth': np.zeros((3, 3))})
-    assert sample.gt_label.shape == () and sample.pred_score.dtype == torch.float32
-    assert sample.is_anomalous and sample.has_prediction and sample.branch_names == ('depth', 'rgb')
-    assert sample.branch_scores['depth'].shape == () and sample.branch_maps['depth'].dtype == torch.float32
-    doubled = sample.to(torch.float64)
-    assert doubled.branch_maps['rgb'].dtype == torch.float64 and doubled.anomaly_map.dtype == torch.float64
-    assert isinstance(sample.numpy().branch_scores['rgb'], np.ndarray)
-    with pytest.raises(ValueError, match='gt_label must be 0 .* or 1 .*, got 2'):
-        ADDataSample().set_gt_label(2)
-    with pytest.raises(ValueError, match=r'anomaly_map must be a 2-dim \(H, W\) map, got shape \(1, 3, 3\)'):
-        ADDataSample().set_anomaly_map(torch.zeros(1, 3, 3))
-    with pytest.raises(ValueError, match='pred_score must hold exactly one value'):
-        ADDataSample().set_pred_score([0.1, 0.2])
+def test_pack_derives_the_path_meta_keys_from_the_results():
+    """Every ``*_path`` of the data info and the packed modalities reaches the meta information, whatever its name."""
+    ir = np.ones((4, 4), np.float32)
+    results = dict(ir=ir, ir_path='ir/000.png', xyz_path='xyz/000.tiff', gt_path=None, sample_name='good_000')
+    sample = PackADInputs(modalities=('ir',)).transform(results)['data_samples']
+    assert sample.metainfo['ir_path'] == 'ir/000.png' and sample.metainfo['xyz_path'] == 'xyz/000.tiff'
+    assert sample.metainfo['gt_path'] is None and sample.metainfo['img_path'] == 'ir/000.png'
+    with_rgb = PackADInputs(modalities=('ir',)).transform(dict(results, rgb_path='rgb/000.png'))['data_samples']
+    assert with_rgb.metainfo['img_path'] == 'rgb/000.png'
+    with pytest.raises(KeyError, match="modality 'depth' is missing for good_000"):
+        PackADInputs(modalities=('ir', 'depth')).transform(results)

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmad.datasets.transforms import XYZToDepth, XYZToNormals
+from mmad.datasets.transforms import DepthFromPoints, FitTablePlane, NormalsFromDepth, XYZToDepth
 from mmad.datasets.transforms.point_cloud import (
     corner_points,
     estimate_table_plane,
@@ -167,9 +167,17 @@ def test_fill_depth_holes_by_hand():
     np.testing.assert_array_equal(fill_depth_holes(depth, 0), depth)
 
 
-def test_xyz_to_normals():
+def sobel_normals(xyz, size=(96, 112)):
+    """The authors' normals: plane step, depth, Sobel normals."""
+    results = dict(xyz=xyz)
+    for transform in (FitTablePlane(size), DepthFromPoints(), NormalsFromDepth()):
+        results = transform(results)
+    return results
+
+
+def test_normals_from_depth():
     xyz, on_object = tilted_scene(tilt=(0.0, 0.0))
-    results = XYZToNormals(size=(96, 112)).transform(dict(xyz=xyz))
+    results = sobel_normals(xyz)
     normals = results['normals']
     assert normals.dtype == np.float32 and normals.shape == (96, 112, 3)
     assert (normals[~on_object] == 0).all()
@@ -179,8 +187,8 @@ def test_xyz_to_normals():
     rows, cols = np.mgrid[0:96, 0:112]
     sloped = xyz.copy()
     sloped[on_object, 2] += (cols[on_object] * 1e-4).astype(np.float32)  # depth grows with x
-    normals = XYZToNormals(size=(96, 112)).transform(dict(xyz=sloped))['normals']
+    normals = sobel_normals(sloped)['normals']
     assert (normals[core, 0] < 0.5).all() and np.allclose(normals[core, 1], 0.5, atol=1e-6)
     assert np.allclose(np.linalg.norm(normals[core] * 2 - 1, axis=-1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match='sobel_kernel_size'):
-        XYZToNormals(sobel_kernel_size=4)
+        NormalsFromDepth(sobel_kernel_size=4)

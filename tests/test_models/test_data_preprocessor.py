@@ -47,7 +47,7 @@ def test_errors_are_clear():
         preprocessor(dict(inputs=dict(rgb=[torch.zeros(3, 2, 2)], depth=[torch.zeros(1, 2, 2)])))
     with pytest.raises(ValueError, match='different shapes'):
         preprocessor(dict(inputs=dict(rgb=[torch.zeros(3, 2, 2), torch.zeros(3, 4, 4)])))
-    with pytest.raises(ValueError, match='1 or 3 channels, got 2'):
+    with pytest.raises(ValueError, match=r"modality 'rgb' has 2 channels; .* maps 1 \(repeated\) or 3 \(kept\)"):
         preprocessor(dict(inputs=dict(rgb=[torch.zeros(2, 2, 2)])))
     with pytest.raises(TypeError, match='dict modality -> images'):
         preprocessor(dict(inputs=torch.zeros(1, 3, 2, 2)))
@@ -69,3 +69,41 @@ def test_statistics_and_batches_follow_the_device_and_stay_out_of_the_state_dict
         assert out['inputs'][name].device == torch.device('meta')
         assert out['inputs'][name].shape == (1, 3, 4, 5) and out['inputs'][name].dtype == torch.float32
     assert preprocessor.state_dict() == {}
+
+
+def test_fixed_channel_maps_to_the_teachers_three_channels():
+    """Any channel count with a fixed, non-learned map: repeat, identity, first3, mean or an explicit matrix."""
+    unit = dict(mean=[0.0], std=[1.0])
+    preprocessor = ADDataPreprocessor(modalities=dict(
+        ir=dict(unit, channels=1), xyz=dict(unit, channel_map='identity'), rgba=dict(unit, channel_map='first3'),
+        bands=dict(unit, channels=5, channel_map='mean'), pair=dict(unit, channel_map=[[1, 0], [0, 1], [0.5, 0.5]])))
+    images = dict(ir=torch.full((2, 1, 2, 2), 0.3), xyz=torch.arange(3.0).view(1, 3, 1, 1).expand(2, 3, 2, 2),
+                  rgba=torch.arange(4.0).view(1, 4, 1, 1).expand(2, 4, 2, 2),
+                  bands=torch.arange(5.0).view(1, 5, 1, 1).expand(2, 5, 2, 2),
+                  pair=torch.tensor([2.0, 4.0]).view(1, 2, 1, 1).expand(2, 2, 2, 2))
+    out = preprocessor(dict(inputs=images))['inputs']
+    assert all(batch.shape == (2, 3, 2, 2) for batch in out.values())
+    channel_values = {name: out[name][0, :, 0, 0].tolist() for name in out}
+    assert channel_values == dict(ir=pytest.approx([0.3] * 3), xyz=[0.0, 1.0, 2.0], rgba=[0.0, 1.0, 2.0],
+                                  bands=[2.0, 2.0, 2.0], pair=[2.0, 4.0, 3.0])
+    assert not list(preprocessor.parameters()), 'the channel maps must not be learned'
+
+
+def test_channel_counts_the_preprocessor_was_not_told_are_one_line_errors():
+    unit = dict(mean=[0.0], std=[1.0])
+    preprocessor = ADDataPreprocessor(modalities=dict(ir=dict(unit, channels=1), ms=dict(unit)))
+    with pytest.raises(ValueError, match=r"modality 'ir' has 3 channels but data_preprocessor.modalities\['ir'\] "
+                                         r'declares channels=1\.'):
+        preprocessor(dict(inputs=dict(ir=torch.zeros(1, 3, 2, 2))))
+    with pytest.raises(ValueError, match=r"modality 'ms' has 4 channels; .* Set channels=4 and a channel_map"):
+        preprocessor(dict(inputs=dict(ms=torch.zeros(1, 4, 2, 2))))
+    with pytest.raises(ValueError, match=r"modality 'ms': 4 channels need a channel_map"):
+        ADDataPreprocessor(modalities=dict(ms=dict(unit, channels=4)))
+    with pytest.raises(ValueError, match=r"channel_map='repeat' takes 1 channel\(s\), but channels=3"):
+        ADDataPreprocessor(modalities=dict(ms=dict(unit, channels=3, channel_map='repeat')))
+    with pytest.raises(ValueError, match=r'matrix must be finite with 3 rows .* got shape \(2, 2\)'):
+        ADDataPreprocessor(modalities=dict(ms=dict(unit, channel_map=[[1, 0], [0, 1]])))
+    with pytest.raises(ValueError, match=r"channel_map must be one of .* got 'learned'"):
+        ADDataPreprocessor(modalities=dict(ms=dict(unit, channel_map='learned')))
+    with pytest.raises(ValueError, match=r"unknown settings \['chanels'\]"):
+        ADDataPreprocessor(modalities=dict(ms=dict(unit, chanels=4)))

@@ -1,10 +1,27 @@
 """Data transforms: loading, point-cloud geometry, resizing and packing."""
 from .formatting import PackADInputs
-from .geometry import XYZToDepth, XYZToNormals
-from .loading import LoadMaskFromFile, LoadNormalsFromFile, LoadRGBFromFile, LoadXYZFromFile
+from .geometry import (
+    DepthFromPoints,
+    FitTablePlane,
+    HeightFromPlane,
+    NormalsFromDepth,
+    NormalsFromPoints,
+    XYZImageFromPoints,
+    XYZToDepth,
+)
+from .loading import (
+    LoadMaskFromFile,
+    LoadNormalsFromFile,
+    LoadRGBFromFile,
+    LoadXYZFromDepthFile,
+    LoadXYZFromFile,
+    check_same_size,
+)
 from .processing import ResizeImage, ResizeMask
 
 __all__ = [
-    'LoadRGBFromFile', 'LoadXYZFromFile', 'LoadNormalsFromFile', 'LoadMaskFromFile', 'XYZToDepth', 'XYZToNormals',
-    'ResizeImage', 'ResizeMask', 'PackADInputs'
+    'LoadRGBFromFile', 'LoadXYZFromFile', 'LoadXYZFromDepthFile', 'LoadNormalsFromFile', 'LoadMaskFromFile',
+    'check_same_size',
+    'FitTablePlane', 'DepthFromPoints', 'XYZToDepth', 'NormalsFromDepth', 'NormalsFromPoints', 'HeightFromPlane',
+    'XYZImageFromPoints', 'ResizeImage', 'ResizeMask', 'PackADInputs'
 ]

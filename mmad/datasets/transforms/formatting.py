@@ -21,18 +21,21 @@ class PackADInputs(BaseTransform):
         - label (optional): 0 good / 1 anomalous -> ``gt_label``
         - gt_mask (optional): (H, W) in {0, 1} -> ``gt_mask`` (bool)
         - the ``meta_keys`` present in the results
+        - every ``*_path`` key present (``rgb_path``, ``xyz_path``, ``gt_path``, ``ir_path``, ...)
 
     Added Keys:
         - inputs: dict modality -> Tensor[C, H, W] float32, finite.
-        - data_samples: ``ADDataSample``; its ``img_path`` is the rgb file when ``img_path`` is absent.
+        - data_samples: ``ADDataSample``; its meta information holds the ``meta_keys`` present and every
+          ``*_path`` of the results (the files of the data info and of the packed modalities, whatever their
+          names); when ``img_path`` is absent it is the rgb file, or else the file of the first packed modality
+          that has one (the image the visualisation shows).
 
     Args:
         modalities: Result keys to pack, in order.
-        meta_keys: Result keys copied into the data sample's meta information when present.
+        meta_keys: Result keys other than the ``*_path`` ones copied into the meta information when present.
     """
 
-    DEFAULT_META_KEYS = ('category', 'defect_type', 'sample_name', 'img_path', 'rgb_path', 'xyz_path', 'normals_path',
-                         'gt_path', 'ori_shape', 'img_shape', 'sample_idx')
+    DEFAULT_META_KEYS = ('category', 'defect_type', 'sample_name', 'img_path', 'ori_shape', 'img_shape', 'sample_idx')
 
     def __init__(self, modalities: Sequence[str] = ('rgb', 'depth'), meta_keys: Sequence[str] = DEFAULT_META_KEYS):
         if isinstance(modalities, str) or not modalities:
@@ -42,7 +45,8 @@ class PackADInputs(BaseTransform):
 
     def _pack_modality(self, results: dict, modality: str) -> torch.Tensor:
         """Convert ``results[modality]`` to a finite float32 Tensor[C, H, W]."""
-        sample = results.get('rgb_path', results.get('sample_name', 'the sample'))
+        sample = results.get('sample_name') or next(
+            (value for key, value in results.items() if key.endswith('_path') and value), 'the sample')
         if modality not in results:
             raise KeyError(f"PackADInputs: modality '{modality}' is missing for {sample}; add the transform that "
                            f'produces it to the pipeline (available keys: {sorted(results)})')
@@ -67,8 +71,10 @@ class PackADInputs(BaseTransform):
         if 'gt_mask' in results:
             data_sample.set_gt_mask(np.ascontiguousarray(results['gt_mask']))
         metainfo = {key: results[key] for key in self.meta_keys if key in results}
-        if 'img_path' not in metainfo and 'rgb_path' in results:
-            metainfo['img_path'] = results['rgb_path']
+        metainfo.update((key, value) for key, value in results.items() if key.endswith('_path'))
+        image_paths = [results[f'{key}_path'] for key in ('rgb', *self.modalities) if results.get(f'{key}_path')]
+        if 'img_path' not in metainfo and image_paths:
+            metainfo['img_path'] = image_paths[0]
         data_sample.set_metainfo(metainfo)
         return dict(inputs=inputs, data_samples=data_sample)
 

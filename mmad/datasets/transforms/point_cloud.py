@@ -274,3 +274,112 @@ def depth_to_normals(depth: np.ndarray, foreground: np.ndarray, sobel_kernel_siz
     normals = np.stack([-dz_dx, -dz_dy, np.ones_like(depth)], axis=-1)
     normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
     return ((normals + 1) / 2 * foreground[..., None]).astype(np.float32)
+
+
+def signed_height(xyz: np.ndarray, plane: Plane) -> np.ndarray:
+    """Signed distance to the plane, positive on the camera's side (the camera is at the origin).
+
+    Args:
+        xyz: (H, W, 3) points in metres.
+        plane: (normal, offset); the normal's orientation does not matter.
+
+    Returns:
+        (H, W) float64 heights in metres (missing points give meaningless values: mask them).
+    """
+    normal, offset = plane
+    norm = np.linalg.norm(normal)
+    camera_side = 1.0 if -offset >= 0 else -1.0
+    return camera_side * (xyz.astype(np.float64) @ normal - offset) / norm
+
+
+def fill_holes(image: np.ndarray, valid: np.ndarray, passes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fill invalid pixels with the mean of their valid 3x3 neighbours, ``passes`` times.
+
+    Unlike :func:`fill_depth_holes` validity is a mask, so a valid value may be 0 or negative.
+
+    Args:
+        image: (H, W) or (H, W, C) values.
+        valid: (H, W) bool, pixels whose value is known.
+        passes: Number of passes; each fills the invalid pixels with at least one valid neighbour.
+
+    Returns:
+        ``(filled, valid)``: float64 image of the input's shape (invalid pixels 0) and the grown validity mask.
+    """
+    channels = image[..., None] if image.ndim == 2 else image
+    filled = np.where(valid[..., None], channels.astype(np.float64), 0.0)
+    valid = valid.copy()
+    for _ in range(passes):
+        weights = sliding_window_view(np.pad(valid.astype(np.float64), 1), (3, 3)).sum(axis=(-2, -1))
+        padded = np.pad(filled, ((1, 1), (1, 1), (0, 0)))
+        totals = sliding_window_view(padded, (3, 3), axis=(0, 1)).sum(axis=(-2, -1))
+        grow = ~valid & (weights > 0)
+        filled[grow] = totals[grow] / weights[grow, None]
+        valid |= grow
+    return (filled[..., 0] if image.ndim == 2 else filled), valid
+
+
+def _neighbour_difference(points: np.ndarray, valid: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Derivative of an organised point cloud along image ``axis`` from valid neighbours only.
+
+    Central difference where both neighbours are valid, else the one-sided difference with the valid one (the
+    pixel itself being valid); no derivative where the pixel or both neighbours are missing.
+    """
+    pad = [(0, 0)] * 3
+    pad[axis] = (1, 1)
+    padded = np.pad(points, pad)
+    padded_valid = np.pad(valid, pad[:2])
+    length = points.shape[axis]
+    after = np.take(padded, np.arange(2, length + 2), axis=axis)
+    before = np.take(padded, np.arange(0, length), axis=axis)
+    after_ok = valid & np.take(padded_valid, np.arange(2, length + 2), axis=axis)
+    before_ok = valid & np.take(padded_valid, np.arange(0, length), axis=axis)
+    central = (after - before) / 2
+    derivative = np.where((after_ok & before_ok)[..., None], central,
+                          np.where(after_ok[..., None], after - points, points - before))
+    return derivative, after_ok | before_ok
+
+
+def point_cloud_normals(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals of an organised point cloud: cross product of its derivatives along image columns and rows.
+
+    ``n = d/du x d/dv`` (u along columns, v along rows), which for the camera frame (x right, y down, z forward)
+    points away from the camera on a surface facing it: a fronto-parallel surface gives (0, 0, 1), as
+    :func:`depth_to_normals` does. Missing points (z = 0) take no part in the derivatives.
+
+    Args:
+        points: (H, W, 3) organised point cloud in metres, (0, 0, 0) = missing.
+
+    Returns:
+        ``normals`` float64 (H, W, 3), unit length where defined and 0 elsewhere; ``defined`` bool (H, W): the
+        point is valid and has a valid neighbour along both axes, with non-parallel derivatives.
+    """
+    points = points.astype(np.float64)
+    valid = points[..., 2] != 0
+    along_columns, columns_ok = _neighbour_difference(points, valid, axis=1)
+    along_rows, rows_ok = _neighbour_difference(points, valid, axis=0)
+    normals = np.cross(along_columns, along_rows)
+    lengths = np.linalg.norm(normals, axis=-1)
+    defined = columns_ok & rows_ok & (lengths > 0)
+    normals = np.divide(normals, lengths[..., None], out=np.zeros_like(normals), where=defined[..., None])
+    return normals, defined
+
+
+def plane_frame(plane: Plane) -> np.ndarray:
+    """Orthonormal frame of a plane: rows e1, e2 in the plane and e3 its unit normal towards the camera.
+
+    e1 is the camera x axis projected onto the plane (the y axis for a plane containing it), e2 = e3 x e1.
+
+    Args:
+        plane: (normal, offset).
+
+    Returns:
+        (3, 3) float64 rotation whose rows are e1, e2, e3.
+    """
+    normal, offset = plane
+    e3 = np.asarray(normal, dtype=np.float64) / np.linalg.norm(normal)
+    if offset > 0:
+        e3 = -e3
+    axis = np.array([1.0, 0.0, 0.0]) if abs(e3[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = axis - (axis @ e3) * e3
+    e1 /= np.linalg.norm(e1)
+    return np.stack([e1, np.cross(e3, e1), e3])

@@ -23,6 +23,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmad.registry import METRICS
+from mmad.structures import binarise_mask
 
 from ..functional import auroc, average_precision, pixel_metrics
 from .result_files import scores_csv, source_curves, write_result_files
@@ -70,9 +71,7 @@ def read_native_mask(gt_path: str | None, ori_shape: Sequence[int]) -> np.ndarra
     image = mmcv.imfrombytes(fileio.get(gt_path), flag='unchanged')
     if image is None:
         raise ValueError(f'{gt_path}: cannot decode the ground-truth mask; expected an image file.')
-    mask = image > 0
-    if mask.ndim == 3:
-        mask = mask.any(axis=2)
+    mask = binarise_mask(image)
     if mask.shape != ori_shape:
         raise ValueError(f'{gt_path}: ground-truth mask has shape {mask.shape}, expected ori_shape {ori_shape}.')
     return mask

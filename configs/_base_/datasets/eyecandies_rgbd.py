@@ -1,0 +1,55 @@
+# Eyecandies, RGB (*_image_4.png) + depth (*_depth.png + *_info_depth.yaml back-projected with the pinhole camera,
+# then the authors' depth preprocessing), 256x256; test = test_public.
+dataset_type = 'EyecandiesDataset'
+data_root = 'data/eyecandies'
+category = 'CandyCane'
+image_size = 256
+modalities = ('rgb', 'depth')
+
+train_pipeline = [
+    dict(type='LoadRGBFromFile'),
+    dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+    dict(type='FitTablePlane', size=image_size),
+    dict(type='DepthFromPoints'),
+    dict(type='ResizeImage', size=image_size, keys=('rgb', )),
+    dict(type='PackADInputs', modalities=modalities),
+]
+test_pipeline = [
+    dict(type='LoadRGBFromFile'),
+    dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+    dict(type='LoadMaskFromFile'),
+    dict(type='FitTablePlane', size=image_size),
+    dict(type='DepthFromPoints'),
+    dict(type='ResizeImage', size=image_size, keys=('rgb', )),
+    dict(type='ResizeMask', size=image_size),
+    dict(type='PackADInputs', modalities=modalities),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type=dataset_type, data_root=data_root, category=category, split='train',
+                 files=('depth', ),
+                 pipeline=train_pipeline),
+)
+# Normal-only validation split: used only for the map statistics (no model selection).
+val_stats_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(type=dataset_type, data_root=data_root, category=category, split='validation',
+                 files=('depth', ),
+                 pipeline=test_pipeline, test_mode=True),
+)
+test_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type=dataset_type, data_root=data_root, category=category, split='test',
+                 files=('depth', ),
+                 pipeline=test_pipeline, test_mode=True),
+)
+test_evaluator = dict(type='ADMetric', integration_limits=(0.3, ))
+test_cfg = dict(type='TestLoop')

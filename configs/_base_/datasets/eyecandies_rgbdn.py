@@ -1,0 +1,56 @@
+# Eyecandies, RGB + depth (16-bit depth + yaml -> xyz -> the authors' depth) + the dataset's normal maps, 256x256.
+dataset_type = 'EyecandiesDataset'
+data_root = 'data/eyecandies'
+category = 'CandyCane'
+image_size = 256
+modalities = ('rgb', 'depth', 'normals')
+
+train_pipeline = [
+    dict(type='LoadRGBFromFile'),
+    dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+    dict(type='LoadNormalsFromFile'),
+    dict(type='FitTablePlane', size=image_size),
+    dict(type='DepthFromPoints'),
+    dict(type='ResizeImage', size=image_size, keys=('rgb', 'normals')),
+    dict(type='PackADInputs', modalities=modalities),
+]
+test_pipeline = [
+    dict(type='LoadRGBFromFile'),
+    dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+    dict(type='LoadNormalsFromFile'),
+    dict(type='LoadMaskFromFile'),
+    dict(type='FitTablePlane', size=image_size),
+    dict(type='DepthFromPoints'),
+    dict(type='ResizeImage', size=image_size, keys=('rgb', 'normals')),
+    dict(type='ResizeMask', size=image_size),
+    dict(type='PackADInputs', modalities=modalities),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type=dataset_type, data_root=data_root, category=category, split='train',
+                 files=('normals', 'depth'),
+                 pipeline=train_pipeline),
+)
+# Normal-only validation split: used only for the map statistics (no model selection).
+val_stats_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(type=dataset_type, data_root=data_root, category=category, split='validation',
+                 files=('normals', 'depth'),
+                 pipeline=test_pipeline, test_mode=True),
+)
+test_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type=dataset_type, data_root=data_root, category=category, split='test',
+                 files=('normals', 'depth'),
+                 pipeline=test_pipeline, test_mode=True),
+)
+test_evaluator = dict(type='ADMetric', integration_limits=(0.3, ))
+test_cfg = dict(type='TestLoop')

@@ -1,0 +1,43 @@
+"""The base of mmad's datasets: its pipeline is built with mmad's transform registry."""
+from collections.abc import Callable, Sequence
+
+from mmengine.dataset import BaseDataset
+
+from mmad.registry import TRANSFORMS
+
+
+def build_pipeline(pipeline: Sequence[dict | Callable]) -> list[Callable]:
+    """Build the transform configs of a pipeline with mmad's ``TRANSFORMS``; callables pass as they are.
+
+    mmad's registry finds its own transforms without a default scope (``locations`` imports them) and
+    mmengine's through its parent, so a dataset built from Python without a Runner resolves
+    ``dict(type='LoadRGBFromFile')``.
+
+    Args:
+        pipeline: Transform configs (dicts) or transforms (callables).
+
+    Returns:
+        The transforms, in order.
+    """
+    if isinstance(pipeline, (dict, str)) or not isinstance(pipeline, Sequence):
+        raise TypeError(f'pipeline must be a list of transform configs or callables, got {type(pipeline).__name__}')
+    transforms = []
+    for transform in pipeline:
+        if isinstance(transform, dict):
+            transform = TRANSFORMS.build(transform)
+        if not callable(transform):
+            raise TypeError(f'pipeline entry {transform!r} is neither a transform config (dict) nor callable')
+        transforms.append(transform)
+    return transforms
+
+
+class BaseADDataset(BaseDataset):
+    """``mmengine.dataset.BaseDataset`` whose pipeline is built with mmad's ``TRANSFORMS`` (see :func:`build_pipeline`).
+
+    Args:
+        pipeline: Transform configs or callables, applied in order to each data info.
+        **kwargs: Other ``BaseDataset`` arguments.
+    """
+
+    def __init__(self, pipeline: Sequence[dict | Callable] = (), **kwargs):
+        super().__init__(pipeline=build_pipeline(pipeline), **kwargs)
