@@ -62,7 +62,7 @@ def check_loss_predict_and_training(model, steps=3, batch=2):
                            for part in ('decoder', 'filter', 'amplifier', 'output')}
     assert all(loss.ndim == 0 and torch.isfinite(loss) for loss in losses.values())
 
-    model.set_validation_statistics({m: 1.0 for m in MODALITIES}, {m: 0.5 for m in MODALITIES})
+    model.aggregator.set_statistics({m: 1.0 for m in MODALITIES}, {m: 0.5 for m in MODALITIES})
     samples = model.eval().predict(data['inputs'], [ADDataSample() for _ in range(batch)])
     assert len(samples) == batch
     for sample in samples:

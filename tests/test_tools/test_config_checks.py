@@ -56,7 +56,7 @@ def test_new_keys_a_component_does_not_accept_are_refused(demo_cfg):
             refusal(demo_cfg, 'model.teacher.pretrianed=True'))
     assert "DataLoader (val_stats_dataloader) has no argument 'batchsize'" in refusal(
         demo_cfg, 'val_stats_dataloader.batchsize=2')
-    assert "has no argument 'sise'" in refusal(demo_cfg, 'test_dataloader.dataset.pipeline.3.sise=64')
+    assert "has no argument 'sise'" in refusal(demo_cfg, 'test_dataloader.dataset.pipeline.4.sise=64')
 
 
 def test_accepted_overrides_pass(demo_cfg):
@@ -147,6 +147,7 @@ def test_a_config_without_the_safe_checkpoint_hook_gets_it(tmp_path):
                       "dataloader='val_stats_dataloader')]\n")
     args = test_tool.parse_args([str(config), 'model.pth'])
     cfg = test_tool.merge_args(args)
-    assert [hook['type'] for hook in cfg.custom_hooks] == ['ValidationStatisticsHook', 'SafeCheckpointHook']
+    types = [hook['type'] for hook in cfg.custom_hooks]
+    assert types[0] == 'ValidationStatisticsHook' and types.count('SafeCheckpointHook') == 1
     kept = test_tool.merge_args(test_tool.parse_args([DEMO_CONFIG, 'model.pth']))
     assert [hook['type'] for hook in kept.custom_hooks].count('SafeCheckpointHook') == 1
