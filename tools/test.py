@@ -1,11 +1,13 @@
 """Test a checkpoint and write ``metrics.json``.
 
 ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--data-root DIR] [--category NAME] [--show-dir DIR]
-[--dry-run] [--cfg-options KEY=VALUE ...]``.
+[--threshold T] [--dry-run] [--cfg-options KEY=VALUE ...]``.
 
-Writes ``metrics.json`` (fused and per branch, per defect type) into the work dir. Every dataset of the run (test,
-and the statistics one in case the checkpoint lacks the statistics) and the model are built and checked first; a
-full disk or a failing data-loader worker ends with a message instead of a traceback.
+Writes ``metrics.json`` (fused and per branch, per defect type), ``scores.csv`` and ``curves.npz`` into the work
+dir. A checkpoint without fitted statistics or decision threshold gets them fitted on the validation split first
+(``ValidationStatisticsHook``); the log states the threshold used, or that decisions are off. Every dataset of the
+run (test, and the statistics one in case the checkpoint lacks the statistics) and the model are built and checked
+first; a full disk or a failing data-loader worker ends with a message instead of a traceback.
 """
 import argparse
 import os
@@ -19,6 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save metrics.json, logs and heatmaps')
     parser.add_argument('--show-dir', help='write heatmap overlays of every test sample into this dir')
+    parser.add_argument('--threshold', type=float,
+                        help='decision threshold on the image score, replacing the one stored in the checkpoint')
     parser.add_argument('--data-root', help='data root of every dataloader\'s dataset (test, statistics)')
     parser.add_argument('--category', help='category of every dataloader\'s dataset')
     parser.add_argument(
@@ -42,6 +46,7 @@ def merge_args(args: argparse.Namespace):
     Raises:
         ConfigError: A missing config file, a refused override or an unusable value.
     """
+    from mmad.utils import ConfigError
     from mmad.utils.tool_args import load_config
 
     cfg = load_config(args)
@@ -54,6 +59,12 @@ def merge_args(args: argparse.Namespace):
                 evaluator.out_dir = cfg.work_dir
             evaluator.setdefault('checkpoint', args.checkpoint)
             evaluator.setdefault('config', args.config)
+    if args.threshold is not None:
+        hooks = [hook for hook in cfg.get('custom_hooks', []) if hook.get('type') == 'ValidationStatisticsHook']
+        if not hooks:
+            raise ConfigError(f'--threshold needs ValidationStatisticsHook in custom_hooks of {args.config} (it sets '
+                              'the threshold before testing).')
+        hooks[0].threshold = dict(rule='manual', value=args.threshold)
     if args.show_dir is not None:
         cfg.setdefault('custom_hooks', []).append(dict(type='AnomalyMapVisualizationHook', out_dir=args.show_dir))
     return cfg

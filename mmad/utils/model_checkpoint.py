@@ -10,7 +10,10 @@ only, where that is correct:
 - wrapper prefixes: ``module.`` (DDP) before a key or after a branch (``branch_rgb.module.``);
 - checkpoints written before the aggregator owned its statistics: :data:`LEGACY_KEY_MAP` maps the positional
   buffers ``val_mean`` / ``val_std`` / ``val_stats_ready`` of CRD, by the checkpoint's recorded branch order, to
-  the aggregator's named buffers.
+  the aggregator's named buffers;
+- checkpoints written before the model held a decision threshold: :data:`LEGACY_DEFAULT_PREFIXES` names the state
+  that such a checkpoint may lack entirely (``threshold.*``); the model's own unset state is kept (no decision until
+  one is fitted or given).
 
 The aggregator's state is fitted on validation maps, never trained; when the checkpoint's aggregator state does
 not fit the model's aggregator (e.g. a ``NormalizedSum`` checkpoint evaluated with ``Sum``), it is not used and the
@@ -41,6 +44,12 @@ LEGACY_KEY_MAP = {
     'val_std': AGGREGATOR_PREFIX + 'std_{branch}',
     'val_stats_ready': AGGREGATOR_PREFIX + 'fitted',
 }
+THRESHOLD_PREFIX = 'threshold.'
+#: Fitted (never trained) state that older checkpoints lack as a whole: when none of its keys is in the
+#: checkpoint, the model's unset default is kept.
+LEGACY_DEFAULT_PREFIXES = (THRESHOLD_PREFIX, )
+#: Prefixes of the state fitted after training (re-saved into the checkpoint when fitted).
+FITTED_STATE_PREFIXES = (AGGREGATOR_PREFIX, THRESHOLD_PREFIX)
 _WRAPPER_SEGMENT = re.compile(r'(^|\.)module\.')
 _SHOWN_KEYS = 3
 
@@ -130,12 +139,13 @@ def match_checkpoint_to_model(checkpoint: Mapping, model: nn.Module, filename: s
     expected = get_state_dict(_unwrap(model))
     state_dict = _strip_wrapper_prefixes(state_dict, expected)
     state_dict = upgrade_legacy_state_dict(state_dict, recorded.get('branch_names'), filename)
-    trained = [key for key in expected if not key.startswith(AGGREGATOR_PREFIX)]
+    trained = [key for key in expected if not key.startswith(FITTED_STATE_PREFIXES)]
     if not any(key in state_dict for key in trained):
         raise CheckpointMismatchError(
             f'Checkpoint {filename} holds none of the model\'s {len(trained)} weights (its keys: '
             f'{_few(list(state_dict))}): not a checkpoint of this model.')
     state_dict = _aggregator_state_or_model_default(state_dict, expected, filename)
+    state_dict = _legacy_defaults(state_dict, expected)
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     mismatched = [f'{key} {_shape(state_dict[key])} in the checkpoint, {_shape(value)} in the model'
@@ -214,6 +224,15 @@ def _aggregator_state_or_model_default(state_dict: OrderedDict, expected: Mappin
     kept = OrderedDict((key, value) for key, value in state_dict.items() if not key.startswith(AGGREGATOR_PREFIX))
     kept.update((key, value.detach().clone()) for key, value in wanted.items())
     return kept
+
+
+def _legacy_defaults(state_dict: OrderedDict, expected: Mapping[str, Tensor]) -> OrderedDict:
+    """Add the model's own state under each :data:`LEGACY_DEFAULT_PREFIXES` prefix the checkpoint lacks entirely."""
+    for prefix in LEGACY_DEFAULT_PREFIXES:
+        if any(key.startswith(prefix) for key in state_dict):
+            continue
+        state_dict.update((key, value.detach().clone()) for key, value in expected.items() if key.startswith(prefix))
+    return state_dict
 
 
 def _shape(value) -> tuple | str:

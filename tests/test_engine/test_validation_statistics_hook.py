@@ -162,15 +162,18 @@ def test_failing_statistics_keep_the_final_checkpoint(tmp_path):
 
 
 def test_nothing_to_fit_skips_the_work(tmp_path):
+    logged = []
     runner = SimpleNamespace(model=build_crd(aggregator=dict(type='Sum')), cfg=dict(),
-                             logger=SimpleNamespace(info=None, warning=None))
-    hook = ValidationStatisticsHook(dataloader='val_stats_dataloader')  # the config has no such entry
-    assert hook.fit(runner) == {}
+                             logger=SimpleNamespace(info=None, warning=logged.append))
+    # the config has no such entry; no threshold rule: nothing to fit
+    hook = ValidationStatisticsHook(dataloader='val_stats_dataloader', threshold=None)
+    assert hook.fit(runner) == {} and hook.fit_threshold(runner) is None
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         hook.before_test(runner)
         hook.before_train_iter(runner, 0)
     assert hook._dataloader is None
+    assert len(logged) == 1 and 'decisions are off for test' in logged[0]
 
 
 def fake_runner(epoch, max_epochs=5, val_interval=2, val_begin=1, with_val=True):

@@ -309,7 +309,7 @@ def test_metrics_json_records_the_run_and_each_run_keeps_its_file(tmp_path, logg
     evaluate(metric, samples)
     run_files = sorted(work.glob('metrics_*.json'))
     assert len(run_files) == 2 and sorted(path.name for path in work.iterdir()) == sorted(
-        ['metrics.json', *(path.name for path in run_files)])
+        ['metrics.json', 'scores.csv', 'curves.npz', *(path.name for path in run_files)])
     latest = read_json(work / 'metrics.json')
     assert latest == read_json(run_files[-1]) and latest['run']['time'] >= read_json(run_files[0])['run']['time']
     run = latest['run']

@@ -26,6 +26,7 @@ from mmad.registry import METRICS
 from mmad.structures import binarise_mask
 
 from ..functional import auroc, average_precision, pixel_metrics
+from .result_files import scores_csv, source_curves, write_result_files
 from .results_table import format_metrics_table
 from .run_record import run_record, write_metrics_files
 
@@ -94,7 +95,10 @@ class ADMetric(BaseMetric):
     and a note says why. ``metrics.json`` (the latest run; each run also keeps ``metrics_<time>.json``) holds
     ``{"fused": {"all": {"I-AUROC": .., "P-AUROC": .., "AUPRO@0.3": .., "I-AP": .., "P-AP": ..},
     "<defect>": {...}}, "<modality>": {...}, "notes": [...], "run": {"checkpoint": .., "config": ..,
-    "git_revision": .., "time": .., ...}}``.
+    "git_revision": .., "time": .., ...}}``. Beside it, ``scores.csv`` (one row per sample: scores, ground-truth
+    label, decision ``pred_label`` when the model has a threshold) and ``curves.npz`` (image and pixel ROC and PR
+    points and the PRO curve of the fused map and each branch) are written, so plots need no re-run; their format
+    is in docs/metrics.md.
 
     Args:
         integration_limits: FPR limits of the AU-PRO, each in (0, 1]; one ``AUPRO@<limit>`` entry per limit.
@@ -189,8 +193,10 @@ class ADMetric(BaseMetric):
                 raise ValueError(f'ADMetric: data sample {name}: the {source} map has shape {score_map.shape} but '
                                  f'gt_mask has shape {gt_mask.shape}; expected equal shapes.')
         ori_shape = sample.get('ori_shape')
+        pred_label = sample.get('pred_label')
         return dict(
             name=name,
+            pred_label=None if pred_label is None else int(pred_label),
             defect_type=str(sample['defect_type']),
             gt_path=sample.get('gt_path'),
             ori_shape=None if ori_shape is None else tuple(int(size) for size in ori_shape),
@@ -217,7 +223,7 @@ class ADMetric(BaseMetric):
         gt_masks = self._ground_truths(results)
         image_labels = np.array([mask.any() for mask in gt_masks])
         subsets = self._subsets([result['defect_type'] for result in results])
-        metrics = {}
+        metrics, curves = {}, {}
         for source in sources:
             maps = self._maps(results, source)
             image_scores = np.array([result['scores'][source] for result in results], dtype=np.float64)
@@ -225,12 +231,18 @@ class ADMetric(BaseMetric):
                 subset: self._subset_metrics(indices, maps, gt_masks, image_labels, image_scores)
                 for subset, indices in subsets.items()
             }
+            if self.out_dir is not None:
+                curves.update(source_curves(source, image_scores, maps, image_labels, gt_masks))
         print_log('\n' + format_metrics_table(metrics), logger='current')
         notes = self._notes(results, gt_masks, image_labels, subsets, metrics)
         for note in notes:
             print_log(f'ADMetric: {note}', logger='current', level=logging.WARNING)
         if self.out_dir is not None:
             self._write_json(metrics, notes)
+            rows = [dict(result, label=label) for result, label in zip(results, image_labels)]
+            paths = write_result_files(self.out_dir, scores_csv(rows, [s for s in sources if s != FUSED]), curves)
+            print_log(f'ADMetric: per-sample scores and curve points written to {paths[0]} and {paths[1]}',
+                      logger='current')
         return {
             f'{source}/{subset}/{name}': value
             for source, source_metrics in metrics.items()

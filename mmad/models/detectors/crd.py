@@ -17,6 +17,7 @@ from mmad.structures import ADDataSample
 from ..encoders import TeacherSpec
 from .anomaly_maps import cosine_distance_map, gaussian_smooth
 from .crd_branch import CRDBranch
+from .decision_threshold import DecisionThreshold
 
 FeatureLists = dict[str, list[Tensor]]
 
@@ -46,7 +47,9 @@ class CRD(BaseModel):
     with a Gaussian (``gaussian_sigma``), the child ``aggregator`` fuses the smoothed maps and the image score is the
     maximum of the fused map. The aggregator owns its state, keyed by branch name (``NormalizedSum``: the buffers
     ``aggregator.mean_<branch>``, ``aggregator.std_<branch>``, ``aggregator.fitted``), and is fitted on the raw
-    validation maps by ``ValidationStatisticsHook``.
+    validation maps by ``ValidationStatisticsHook``. The child ``threshold`` (:class:`DecisionThreshold`, buffers
+    ``threshold.value`` etc.) holds the decision threshold on the image score, fitted by the same hook after the
+    aggregator; when it is set, ``predict`` adds the decision ``pred_label``.
 
     Args:
         modalities: Names of the input modalities, e.g. ``('rgb', 'depth')``.
@@ -127,11 +130,22 @@ class CRD(BaseModel):
             raise ValueError(f"CRD: aggregator.branch_names is the model's branches {self._branch_names}; remove it "
                              f"from the aggregator config (got {aggregator['branch_names']!r}).")
         self.aggregator = AGGREGATORS.build(dict(aggregator, branch_names=self._branch_names))
+        self.threshold = DecisionThreshold()
 
     @property
     def branch_names(self) -> tuple[str, ...]:
         """Modalities that have a student branch, in order."""
         return self._branch_names
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """The image-score threshold of the decision (anomalous when the score is above it); None when not set."""
+        return self.threshold.threshold
+
+    @property
+    def threshold_rule(self) -> str | None:
+        """How the threshold was set: ``'quantile'``, ``'f1'`` or ``'manual'``; None when not set."""
+        return self.threshold.rule_name
 
     def assists_of(self, name: str) -> tuple[str, ...]:
         """The modalities assisting branch ``name``: all the other modalities, in order."""
@@ -285,13 +299,14 @@ class CRD(BaseModel):
 
         Returns:
             The samples with ``anomaly_map`` (H, W), ``pred_score`` (), ``branch_maps`` {branch: (H, W) smoothed}
-            and ``branch_scores`` {branch: ()}.
+            and ``branch_scores`` {branch: ()}; with a threshold set also ``pred_label`` (() long, 1 anomalous).
         """
         branch_maps = {name: gaussian_smooth(raw_map, self.gaussian_sigma)
                        for name, raw_map in self.raw_branch_maps(inputs).items()}
         fused = self.aggregator(branch_maps)
         scores = fused.flatten(1).amax(dim=1)
         branch_scores = {name: branch_map.flatten(1).amax(dim=1) for name, branch_map in branch_maps.items()}
+        labels = self.threshold(scores) if self.threshold.is_fitted else None
         if data_samples is None:
             data_samples = [ADDataSample() for _ in range(fused.shape[0])]
         for index, sample in enumerate(data_samples):
@@ -299,6 +314,8 @@ class CRD(BaseModel):
             sample.set_field(scores[index], 'pred_score')
             sample.set_field({name: branch_map[index] for name, branch_map in branch_maps.items()}, 'branch_maps')
             sample.set_field({name: score[index] for name, score in branch_scores.items()}, 'branch_scores')
+            if labels is not None:
+                sample.set_field(labels[index], 'pred_label')
         return data_samples
 
     def _run_branch(self, name: str, teacher_feats: FeatureLists) -> dict:
