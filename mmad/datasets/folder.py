@@ -67,10 +67,15 @@ def image_size(path: Path) -> tuple[int, int]:
         raise ValueError(f'{path} is not a readable image: {type(error).__name__}: {error}') from None
 
 
+def holdout_count(fraction: float, count: int) -> int:
+    """How many of ``count`` normal samples ``fraction`` holds out: ``fraction * count`` rounded half up."""
+    return int(fraction * count + 0.5)
+
+
 def min_normal_samples(fraction: float) -> int:
     """The fewest normal samples from which ``fraction`` holds out at least one and leaves at least one to train."""
     count = 2
-    while round(fraction * count) < 1 or count - round(fraction * count) < 1:
+    while holdout_count(fraction, count) < 1 or count - holdout_count(fraction, count) < 1:
         count += 1
     return count
 
@@ -105,10 +110,11 @@ class FolderDataset(BaseADDataset):
     normal folder's samples, held out of ``split='train'``; both splits log which ones and record them in
     ``metainfo['holdout']`` (saved in each checkpoint's ``meta['dataset_meta']``). ``split='test'`` is the normal
     test folder (defect type ``good``, label 0) then every abnormal folder (label 1). An abnormal sample without
-    mask gets ``gt_path=None`` and ``mask_missing=True``: ``ADMetric`` counts it in the image metrics and says that its pixel metrics are
-    not available.
+    mask gets ``gt_path=None`` and ``mask_missing=True``: ``ADMetric`` counts it in the image metrics and says
+    that its pixel metrics are not available.
 
-    Checked when loading (each error one line naming the files and what was expected): every folder exists and
+    Checked when loading (each error naming the files and what was expected; unpaired files are listed one per
+    line as in the benchmark datasets): every folder exists and
     holds samples; every sample has a file of every modality; every mask matches a sample; the files of each
     modality, and the masks, have one size (H, W), the same for every modality. Nothing is written under
     ``data_root``.
@@ -232,7 +238,7 @@ class FolderDataset(BaseADDataset):
             raise ValueError(f'normal folder {folder} holds {len(normal)} sample(s); holding out '
                              f'holdout_fraction={self.holdout_fraction} of them for the validation statistics and '
                              f'the threshold needs at least {needed} (one held out, one to train): add normal samples')
-        count = round(self.holdout_fraction * len(normal))
+        count = holdout_count(self.holdout_fraction, len(normal))
         order = np.random.default_rng(self.holdout_seed).permutation(len(normal))
         held_out = sorted(order[:count].tolist())
         held_names = [normal[index]['sample_name'] for index in held_out]
