@@ -22,7 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Only the standard library is imported before the arguments are parsed: `--help` answers at once.
     parser = argparse.ArgumentParser(description='Score samples with an mmad checkpoint')
     parser.add_argument('config', help='config file of the checkpoint')
-    parser.add_argument('checkpoint', help='checkpoint file (with fitted statistics)')
+    parser.add_argument('checkpoint', help='checkpoint file (with fitted statistics), or a training\'s work dir (its '
+                        'last checkpoint is used)')
     parser.add_argument('input', nargs='?',
                         help='a sample file (.../rgb/000.png), a folder with modality sub-folders, or a category root')
     for key in FILE_KEYS:
@@ -55,6 +56,21 @@ def collect_samples(args: argparse.Namespace, file_keys: list[str]) -> list[dict
     return [sample]
 
 
+def resolve_checkpoint(path: str) -> str:
+    """``path`` itself, or the last checkpoint of the work dir ``path``."""
+    import os.path as osp
+
+    from mmad.utils.last_checkpoint import find_last_checkpoint
+
+    if not osp.isdir(path):
+        return path
+    checkpoint = find_last_checkpoint(path)
+    if checkpoint is None:
+        raise FileNotFoundError(f'the work dir {path} holds no complete checkpoint; expected epoch_<N>.pth or a '
+                                'last_checkpoint file naming one')
+    return checkpoint
+
+
 def run(args: argparse.Namespace) -> dict:
     """Score every sample; return the summary."""
     import warnings
@@ -67,45 +83,47 @@ def run(args: argparse.Namespace) -> dict:
     from mmad.apis.inference_panel import draw_inference_panel
     from mmad.utils.fileio import write_image
 
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     model = init_model(args.config, args.checkpoint, device=args.device)
     pipeline = pipeline_of(model)
     samples = collect_samples(args, pipeline.file_keys)
     threshold = args.threshold if args.threshold is not None else model.decision_threshold
     out = Path(args.out)
-    rows, batch = [], []
+    rows: dict[int, dict] = {}
+    batch: list[tuple[int, str, dict]] = []
 
     def flush() -> None:
-        for name, result in zip([name for name, _ in batch], predict_prepared(model, [item for _, item in batch],
-                                                                              threshold)):
+        results = predict_prepared(model, [item for _, _, item in batch], threshold)
+        for (index, name, _), result in zip(batch, results):
             overlay = None
             if not args.no_overlays:
                 overlay = out / 'overlays' / (name.replace('/', '_') + '.png')
                 write_image(overlay, draw_inference_panel(result)[..., ::-1])
-            rows.append(dict(name=name, status='ok', score=result.score, decision=result.decision,
-                             label=result.label, threshold=result.threshold, error='',
-                             branch_scores=result.branch_scores, files=result.files,
-                             overlay=None if overlay is None else str(overlay)))
+            rows[index] = dict(name=name, status='ok', score=result.score, decision=result.decision,
+                               label=result.label, threshold=result.threshold, error='',
+                               branch_scores=result.branch_scores, files=result.files,
+                               overlay=None if overlay is None else str(overlay))
         batch.clear()
 
     start = time.perf_counter()
     columns = (TextColumn('{task.description}'), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task('Scoring', total=len(samples))
-        for sample in samples:
+        for index, sample in enumerate(samples):
             name = sample.get('name') or sample_name(sample)
             try:
-                batch.append((name, pipeline(sample)))
+                batch.append((index, name, pipeline(sample)))
             except InferenceInputError as error:
                 warnings.warn(f'skipped: {error}', stacklevel=1)
-                rows.append(dict(name=name, status='failed', score=None, decision=None, label='', threshold=threshold,
-                                 error=str(error), branch_scores={}, files={}, overlay=None))
+                rows[index] = dict(name=name, status='failed', score=None, decision=None, label='',
+                                   threshold=threshold, error=str(error), branch_scores={}, files={}, overlay=None)
             if len(batch) == args.batch_size:
                 flush()
             progress.update(task, completed=len(rows) + len(batch))
         flush()
         progress.update(task, completed=len(rows))
     seconds = time.perf_counter() - start
-    return write_outputs(args, model, rows, seconds, out)
+    return write_outputs(args, model, [rows[index] for index in sorted(rows)], seconds, out)
 
 
 def write_outputs(args: argparse.Namespace, model, rows: list[dict], seconds: float, out) -> dict:

@@ -168,8 +168,10 @@ class InferencePipeline:
                                       f'got {type(sample).__name__}.')
         missing = [key for key in self.file_keys if sample.get(key) is None]
         if missing:
+            given = sorted(key for key, value in sample.items()
+                           if value is not None and key not in (MASK_KEY, NAME_KEY))
             raise InferenceInputError(f'sample {name}: missing modality {", ".join(missing)}; the test pipeline '
-                                      f'reads {", ".join(self.file_keys)} (got {", ".join(sorted(sample)) or "none"}).')
+                                      f'reads {", ".join(self.file_keys)} (got {", ".join(given) or "none"}).')
         unknown = sorted(set(sample) - set(self.file_keys) - {MASK_KEY, NAME_KEY})
         if unknown:
             raise InferenceInputError(f'sample {name}: unknown input {", ".join(unknown)}; the test pipeline reads '

@@ -184,7 +184,7 @@ def test_subset_of_modalities_as_branches():
     model = build_crd(('rgb', 'depth', 'normals'), branches=['depth'])
     assert model.branch_names == ('depth', )
     assert {name for name, _ in model.named_children()} == {
-        'data_preprocessor', 'teacher', 'branch_depth', 'distillation_loss', 'aggregator'}
+        'data_preprocessor', 'teacher', 'branch_depth', 'distillation_loss', 'aggregator', 'threshold'}
     assert list(model.branch_depth.bp) == ['rgb', 'normals'] and model.branch_depth.ocbe.num_inputs == 3
     assert model.aggregator.branch_names == ('depth', )
     assert list(model(make_inputs(model.modalities), mode='loss')) == [
