@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from mmengine.evaluator import Evaluator
+from mmengine.structures import BaseDataElement
 
 from mmad.datasets import FolderDataset
 from mmad.datasets.folder import min_normal_samples, sample_key, split_pattern
 from mmad.datasets.synthetic.folder_tree import DEPTH_UNITS_PER_METRE, make_synthetic_folder_tree
 from mmad.datasets.transforms import LoadDepthFromFile
+from mmad.evaluation.metrics import ADMetric
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUT = dict(modalities=dict(rgb='*.jpg', xyz='*.tiff', depth='*_depth.png'), normal_dir='train_good',
@@ -198,6 +201,67 @@ def test_configuration_errors(source_tree):
         dataset(source_tree, holdout_fraction=1.0)
     with pytest.raises(ValueError, match='split test needs test_normal_dir or abnormal_dirs'):
         dataset(source_tree, 'test', test_normal_dir=None, abnormal_dirs=(), mask_dirs=None)
+
+
+def predicted_sample(index: int, defect_type: str, mask: np.ndarray, score_map: np.ndarray,
+                     mask_missing: bool) -> BaseDataElement:
+    """A predicted data sample as ADMetric receives it (one branch, rgb)."""
+    sample = BaseDataElement(metainfo=dict(img_path=f'{defect_type}/{index:03d}.jpg', defect_type=defect_type,
+                                           gt_path=None, ori_shape=mask.shape, mask_missing=mask_missing))
+    sample.gt_label = torch.tensor(int(defect_type != 'good'))
+    sample.gt_mask = torch.from_numpy(mask)
+    sample.pred_score = torch.tensor(float(score_map.max()))
+    sample.anomaly_map = torch.from_numpy(score_map)
+    sample.branch_scores = dict(rgb=sample.pred_score)
+    sample.branch_maps = dict(rgb=sample.anomaly_map)
+    return sample
+
+
+def test_samples_without_mask_count_in_image_metrics_only(tmp_path):
+    """color (no masks) is anomalous for I-AUROC; the pixel metrics are those of good + crack, null for color."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for index, defect_type in enumerate(['good'] * 4 + ['crack'] * 3 + ['color'] * 3):
+        mask = np.zeros((16, 16), dtype=bool)
+        if defect_type == 'crack':
+            mask[4:8, 4:8] = True
+        score_map = (rng.random((16, 16)) + 2 * mask + (defect_type == 'color')).astype(np.float32)
+        samples.append(predicted_sample(index, defect_type, mask, score_map, defect_type == 'color'))
+    evaluator = Evaluator(ADMetric(out_dir=str(tmp_path)))
+    evaluator.process(samples)
+    metrics = evaluator.evaluate(len(samples))
+    reference = Evaluator(ADMetric())
+    reference.process(samples[:7])
+    masked_only = reference.evaluate(7)
+    assert metrics['fused/color/I-AUROC'] == 1.0 and metrics['fused/all/I-AUROC'] == 1.0
+    assert metrics['fused/all/P-AUROC'] == masked_only['fused/all/P-AUROC']
+    assert metrics['fused/all/AUPRO@0.3'] == masked_only['fused/all/AUPRO@0.3']
+    assert all(np.isnan(metrics[f'fused/color/{name}']) for name in ('P-AUROC', 'AUPRO@0.3', 'P-AP'))
+    notes = json.loads((tmp_path / 'metrics.json').read_text())['notes']
+    assert notes == [
+        "3 anomalous sample(s) have no ground-truth mask (defect types ['color']): they count in the image metrics; "
+        'pixel metrics are computed on the samples with masks and are not available where none of them is '
+        'anomalous.',
+        "P-AUROC, AUPRO@0.3, P-AP null in subset 'color': its anomalous samples have no ground-truth mask, so pixel "
+        'metrics are not available.']
+    with open(tmp_path / 'scores.csv') as file:
+        labels = [line.split(',') for line in file.read().splitlines()]
+    label_column = labels[0].index('label')
+    assert [int(row[label_column]) for row in labels[1:]] == [0] * 4 + [1] * 6
+
+
+@pytest.mark.slow
+def test_dry_run_reports_a_broken_tree(tree):
+    (tree / 'crack' / 'part_013.tiff').unlink()
+    before = snapshot(tree)
+    result = subprocess.run([sys.executable, 'tools/train.py', 'configs/folder/crd_folder_rgbd.py', '--data-root',
+                             str(tree), '--work-dir', str(tree.parent / 'work'), '--dry-run'], cwd=REPO,
+                            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO)), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode != 0
+    assert (f"sample 'part_013' has no xyz file (expected '*.tiff' under {tree / 'crack'}; found "
+            f"{tree / 'crack' / 'part_013.jpg'}") in result.stdout + result.stderr
+    assert snapshot(tree) == before
 
 
 CONFIG_MODALITIES = {
