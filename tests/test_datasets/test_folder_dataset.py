@@ -16,6 +16,7 @@ from mmengine.structures import BaseDataElement
 
 from mmad.datasets import FolderDataset
 from mmad.datasets.folder import min_normal_samples, sample_key, split_pattern
+from mmad.datasets.synthetic import make_synthetic_mvtec3d
 from mmad.datasets.synthetic.folder_tree import DEPTH_UNITS_PER_METRE, make_synthetic_folder_tree
 from mmad.datasets.transforms import LoadDepthFromFile
 from mmad.evaluation.metrics import ADMetric
@@ -89,6 +90,32 @@ def test_test_split_labels_masks_and_defect_types(source_tree):
     assert all(info['label'] == 1 and info['gt_path'].endswith(f'{Path(info["rgb_path"]).stem}_mask.png')
                and not info['mask_missing'] for info in by_type['crack'])
     assert all(info['label'] == 1 and info['gt_path'] is None and info['mask_missing'] for info in by_type['color'])
+
+
+def test_abnormal_folders_as_one_folder_or_by_defect_type(source_tree):
+    one = dataset(source_tree, 'test', test_normal_dir=None, abnormal_dirs='crack', mask_dirs=None)
+    assert one.metainfo['defect_types'] == ('crack', )
+    assert [info['mask_missing'] for info in one.load_data_list()] == [True, True]
+    named = dataset(source_tree, 'test', abnormal_dirs=dict(cracked='crack'),
+                    mask_dirs=dict(cracked='masks/crack/*_mask.png'))
+    assert named.metainfo['defect_types'] == ('good', 'cracked')
+    assert [info['sample_name'] for info in named.load_data_list()] == [
+        'good_part_010', 'good_part_011', 'cracked_part_012', 'cracked_part_013']
+
+
+def test_modality_sub_folders_read_the_benchmark_layout(tmp_path):
+    """Sub-folder patterns ('rgb', 'xyz/*.tiff', 'gt/*.png') read an MVTec 3D-AD-format category."""
+    category = make_synthetic_mvtec3d(tmp_path, 'toy', 24, 24, num_train=3, num_val=0, num_test_per_defect=1,
+                                      defect_types=('crack', ))
+    layout = dict(data_root=str(category), modalities=dict(rgb='rgb', xyz='xyz/*.tiff'), normal_dir='train/good',
+                  test_normal_dir='test/good', abnormal_dirs=dict(crack='test/crack'),
+                  mask_dirs=dict(crack='test/crack/gt/*.png'))
+    test = FolderDataset(split='test', **layout)
+    assert [(info['sample_name'], Path(info['rgb_path']).name, Path(info['xyz_path']).name, info['gt_path'])
+            for info in test.load_data_list()] == [
+        ('good_000', '000.png', '000.tiff', None),
+        ('crack_000', '000.png', '000.tiff', str(category / 'test' / 'crack' / 'gt' / '000.png'))]
+    assert len(FolderDataset(split='train', **layout)) == 2
 
 
 def test_pipeline_packs_jpg_and_depth_png(source_tree):
