@@ -20,6 +20,7 @@ from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
 # Runners and loops.
@@ -35,6 +36,8 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['mmad.
 
 # Every nn.Module part: encoders, decoders, bottlenecks, fusers, losses, preprocessors, detectors.
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmad.models'])
+# Weight initialisers of init_cfg (mmengine's; a child so that the 'mmad' scope resolves without a warning).
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS)
 # Key converters of teacher weights files: another library's state dict -> the timm model's (plain callables).
 WEIGHT_CONVERTERS = Registry('weight converter', locations=['mmad.models.encoders'])
 # Model wrappers for distributed training.

@@ -4,11 +4,15 @@
 """
 import argparse
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
 import time
 
+import cv2
+import numpy as np
+from mmengine.config import Config
 from rich.console import Console
 from rich.table import Table
 
@@ -49,29 +53,60 @@ def print_metrics(metrics: dict, console: Console) -> None:
         console.print(f'note: {note}')
 
 
+def teacher_label(teacher: dict) -> str:
+    """What the teacher is and where its weights come from, e.g. ``tf_efficientnet_lite0, weights <file>``."""
+    if teacher.get('checkpoint'):
+        return f"{teacher['model_name']}, weights {osp.basename(teacher['checkpoint'])}"
+    if teacher.get('pretrained'):
+        return f"{teacher['model_name']}, timm's pretrained weights"
+    return f"{teacher['model_name']}, random init"
+
+
+def write_overview(heatmap_dir: str, out_path: str, title: str) -> str:
+    """Stack the first heatmap panel of each defect folder (good first) under a title band (the README's picture).
+
+    Args:
+        heatmap_dir: The heatmap folder of a test run, ``<defect type>/<sample>.png``.
+        out_path: PNG to write.
+        title: Text of the title band.
+
+    Returns:
+        ``out_path``.
+    """
+    folders = sorted(os.listdir(heatmap_dir), key=lambda name: (name != 'good', name))
+    panels = [cv2.imread(osp.join(heatmap_dir, folder, sorted(os.listdir(osp.join(heatmap_dir, folder)))[0]))
+              for folder in folders if os.listdir(osp.join(heatmap_dir, folder))]
+    width = max(panel.shape[1] for panel in panels)
+    rows = [np.pad(panel, ((0, 0), (0, width - panel.shape[1]), (0, 0)), constant_values=255) for panel in panels]
+    band = np.full((30, width, 3), 255, np.uint8)
+    cv2.putText(band, title, (6, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(out_path, np.vstack([band, *rows]))
+    return out_path
+
+
 def main() -> None:
     args = parse_args()
     console = Console()
     start = time.time()
+    cfg = Config.fromfile(CONFIG)
     if not osp.isdir(osp.join(args.data_root, CATEGORY, 'train')):
-        console.print(f'Generating synthetic data in {args.data_root}/{CATEGORY}')
-        make_synthetic_mvtec3d(args.data_root, category=CATEGORY, height=128, width=128, num_train=60, num_val=12,
-                               num_test_per_defect=12, seed=0, show_progress=True)
-    options = [f'train_dataloader.dataset.data_root={args.data_root}',
-               f'val_stats_dataloader.dataset.data_root={args.data_root}',
-               f'test_dataloader.dataset.data_root={args.data_root}']
-    if args.epochs is not None:
-        options.append(f'train_cfg.max_epochs={args.epochs}')
-    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', args.work_dir, '--cfg-options', *options])
+        console.print(f'Generating synthetic data in {args.data_root}/{CATEGORY}: {cfg.demo_data}')
+        make_synthetic_mvtec3d(args.data_root, category=CATEGORY, show_progress=True, **cfg.demo_data)
+    data = ['--data-root', args.data_root]
+    epochs = [] if args.epochs is None else ['--cfg-options', f'train_cfg.max_epochs={args.epochs}']
+    # --overwrite: a re-run of the demo replaces the previous demo run's checkpoints instead of being refused.
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', args.work_dir, '--overwrite', *data, *epochs])
     with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    run([sys.executable, 'tools/test.py', CONFIG, checkpoint, '--work-dir', args.work_dir, '--cfg-options',
-         *options])
+    run([sys.executable, 'tools/test.py', CONFIG, checkpoint, '--work-dir', args.work_dir, *data])
     with open(osp.join(args.work_dir, 'metrics.json')) as f:
         metrics = json.load(f)
-    console.rule('CRD demo: synthetic data, random-init resnet18 teacher')
+    teacher = teacher_label(cfg.model.teacher)
+    console.rule(f'CRD demo: synthetic data, teacher {teacher}')
     print_metrics(metrics, console)
-    console.print(f'metrics.json and heatmaps: {args.work_dir} (heatmaps/<defect>/<sample>.png)')
+    overview = write_overview(osp.join(args.work_dir, 'heatmaps'), osp.join(args.work_dir, 'demo_heatmaps.png'),
+                              f'CRD demo, teacher {teacher}')
+    console.print(f'metrics.json and heatmaps: {args.work_dir} (heatmaps/<defect>/<sample>.png, overview {overview})')
     console.print(f'demo wall time: {time.time() - start:.0f} s')
 
 

@@ -6,7 +6,7 @@ plus an optional ``mask`` (path of a ground-truth mask, drawn in overlays; witho
 transforms get an all-zero mask) and an optional ``name``::
 
     >>> from mmad.apis import inference_model, init_model
-    >>> model = init_model('configs/crd/crd_demo_synthetic.py', 'work_dirs/crd_demo_synthetic/epoch_30.pth')
+    >>> model = init_model('configs/crd/crd_demo_synthetic.py', find_last_checkpoint('work_dirs/crd_demo_synthetic'))
     >>> result = inference_model(model, dict(rgb='test/crack/rgb/000.png', xyz='test/crack/xyz/000.tiff'))
     >>> result.score, result.decision, result.anomaly_map.shape  # map at the rgb file's native size
 

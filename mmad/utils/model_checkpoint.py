@@ -11,6 +11,8 @@ only, where that is correct:
 - checkpoints written before the aggregator owned its statistics: :data:`LEGACY_KEY_MAP` maps the positional
   buffers ``val_mean`` / ``val_std`` / ``val_stats_ready`` of CRD, by the checkpoint's recorded branch order, to
   the aggregator's named buffers;
+- checkpoints written before the teacher contract: :data:`LEGACY_PREFIX_MAP` moves the teacher's keys to where
+  the encoder now keeps them (only keys the model expects there);
 - checkpoints written before the model held a decision threshold: :data:`LEGACY_DEFAULT_PREFIXES` names the state
   that such a checkpoint may lack entirely (``threshold.*``); the model's own unset state is kept (no decision until
   one is fitted or given).
@@ -44,6 +46,9 @@ LEGACY_KEY_MAP = {
     'val_std': AGGREGATOR_PREFIX + 'std_{branch}',
     'val_stats_ready': AGGREGATOR_PREFIX + 'fitted',
 }
+#: Key prefixes of checkpoints written before the teacher contract: ``TimmEncoder`` then held timm's features model
+#: directly (``teacher.model.layer1...``); it now holds it one level deeper (``teacher.model.model.layer1...``).
+LEGACY_PREFIX_MAP = {'teacher.model.': 'teacher.model.model.'}
 THRESHOLD_PREFIX = 'threshold.'
 #: Fitted (never trained) state that older checkpoints lack as a whole: when none of its keys is in the
 #: checkpoint, the model's unset default is kept.
@@ -115,6 +120,19 @@ def upgrade_legacy_state_dict(state_dict: Mapping[str, Tensor], branch_names: li
     return upgraded
 
 
+def _upgrade_legacy_prefixes(state_dict: Mapping[str, Tensor], expected: Mapping[str, Tensor]) -> OrderedDict:
+    """Rename keys by :data:`LEGACY_PREFIX_MAP` where the old key is not the model's and the renamed one is."""
+    upgraded = OrderedDict()
+    for key, value in state_dict.items():
+        for old_prefix, new_prefix in LEGACY_PREFIX_MAP.items():
+            renamed = new_prefix + key[len(old_prefix):]
+            if key.startswith(old_prefix) and key not in expected and renamed in expected:
+                key = renamed
+                break
+        upgraded[key] = value
+    return upgraded
+
+
 def match_checkpoint_to_model(checkpoint: Mapping, model: nn.Module, filename: str = 'the checkpoint'
                               ) -> OrderedDict:
     """Check that ``checkpoint`` fits ``model`` and return its state dict with exactly the model's keys.
@@ -139,6 +157,7 @@ def match_checkpoint_to_model(checkpoint: Mapping, model: nn.Module, filename: s
     expected = get_state_dict(_unwrap(model))
     state_dict = _strip_wrapper_prefixes(state_dict, expected)
     state_dict = upgrade_legacy_state_dict(state_dict, recorded.get('branch_names'), filename)
+    state_dict = _upgrade_legacy_prefixes(state_dict, expected)
     trained = [key for key in expected if not key.startswith(FITTED_STATE_PREFIXES)]
     if not any(key in state_dict for key in trained):
         raise CheckpointMismatchError(

@@ -68,9 +68,22 @@ def load_config(args: argparse.Namespace) -> Config:
     cfg.merge_from_dict(options)
     set_data_location(cfg, args.data_root, args.category)
     check_common_values(cfg)
+    ensure_safe_checkpoints(cfg)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def ensure_safe_checkpoints(cfg: Config) -> None:
+    """Add ``SafeCheckpointHook`` to ``custom_hooks`` when the config's own list left it out.
+
+    The hook saves checkpoints that load with ``weights_only=True`` and checks every loaded checkpoint strictly
+    against the model (modalities, teacher, every key and shape); a config that replaces ``custom_hooks`` must not
+    silently lose that.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(str(hook.get('type', '')).split('.')[-1] == 'SafeCheckpointHook' for hook in hooks):
+        cfg.custom_hooks = [*hooks, dict(type='SafeCheckpointHook')]

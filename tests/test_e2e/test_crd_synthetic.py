@@ -1,7 +1,8 @@
-"""End to end: generate MVTec 3D-AD-format data, train the demo CRD, test its checkpoint, check the metrics.
+"""End to end: generate MVTec 3D-AD-format data, train the demo CRD, test its checkpoint, check what the demo shows.
 
-Fixed seeds and threads, the demo schedule (30 epochs) on 40 training samples (about two minutes on 2 cores).
-Thresholds were calibrated on 3 model seeds (docs/crd_synthetic_calibration.md) and keep a margin below the worst.
+The demo config as it is (pretrained EfficientNet-Lite0 teacher, its schedule and data sizes) with fixed seeds and
+threads, on another draw of the synthetic data (seed 1) than the one the demo was calibrated on (seed 0; the claims
+held for each of 3 model seeds there, docs/crd_synthetic_calibration.md).
 """
 import json
 from pathlib import Path
@@ -15,8 +16,8 @@ from mmad.datasets.synthetic import make_synthetic_mvtec3d
 from mmad.utils import load_from_local_safely, register_all_modules, to_safe_checkpoint
 
 CONFIG = str(Path(__file__).resolve().parents[2] / 'configs' / 'crd' / 'crd_demo_synthetic.py')
-SEED = 0
-EPOCHS = 30
+DATA_SEED = 1
+MODEL_SEED = 0
 METRIC_NAMES = {'I-AUROC', 'I-AP', 'P-AUROC', 'P-AP', 'AUPRO@0.3'}
 
 
@@ -24,9 +25,8 @@ def _config(data_root, work_dir, checkpoint=None):
     cfg = Config.fromfile(CONFIG)
     cfg.work_dir = str(work_dir)
     cfg.log_level = 'WARNING'
-    cfg.randomness = dict(seed=SEED, deterministic=True)
-    cfg.train_cfg.max_epochs = EPOCHS
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=EPOCHS, save_last=True)
+    cfg.randomness = dict(seed=MODEL_SEED, deterministic=True)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=cfg.train_cfg.max_epochs, save_last=True)
     cfg.custom_hooks = [dict(type='SafeCheckpointHook'),
                         dict(type='ValidationStatisticsHook', dataloader='val_stats_dataloader', show_progress=False)]
     for key in ('train_dataloader', 'val_stats_dataloader', 'test_dataloader'):
@@ -40,19 +40,23 @@ def _config(data_root, work_dir, checkpoint=None):
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     register_all_modules()
-    torch.set_num_threads(2)
+    # One intra-op thread for this module: reproducible, the calibration's setting, and on a shared machine far
+    # faster than two threads (whose spin-waiting made one training step 20x slower under load here).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp('e2e')
-    # The generator's default defects; >= 10 good and >= 10 per defect type in the test split.
-    make_synthetic_mvtec3d(root / 'data', category='synthetic', height=128, width=128, num_train=40, num_val=10,
-                           num_test_per_defect=10, seed=1)
+    cfg = Config.fromfile(CONFIG)
+    # The demo's data sizes and the generator's default defects, another draw.
+    make_synthetic_mvtec3d(root / 'data', category='synthetic', **dict(cfg.demo_data, seed=DATA_SEED))
     train_dir = root / 'train'
     Runner.from_cfg(_config(root / 'data', train_dir)).train()
-    checkpoint = train_dir / f'epoch_{EPOCHS}.pth'
+    checkpoint = train_dir / f'epoch_{cfg.train_cfg.max_epochs}.pth'
     test_dir = root / 'test'
     Runner.from_cfg(_config(root / 'data', test_dir, checkpoint)).test()
     with open(test_dir / 'metrics.json') as f:
         metrics = json.load(f)
-    return dict(root=root, checkpoint=checkpoint, metrics=metrics)
+    yield dict(root=root, checkpoint=checkpoint, metrics=metrics)
+    torch.set_num_threads(threads)
 
 
 def test_metrics_json_layout(trained):
@@ -67,20 +71,26 @@ def test_metrics_json_layout(trained):
             assert all(0.0 <= v <= 1.0 for v in values.values())
 
 
-def test_detection_quality(trained):
-    metrics = trained['metrics']
-    print('fused/all I-AUROC', metrics['fused']['all']['I-AUROC'], 'rgb/color', metrics['rgb']['color']['I-AUROC'],
-          'depth/color', metrics['depth']['color']['I-AUROC'], 'depth/dent', metrics['depth']['dent']['I-AUROC'])
-    assert metrics['fused']['all']['I-AUROC'] >= 0.65
-    assert metrics['rgb']['color']['I-AUROC'] >= 0.85
-    assert metrics['rgb']['color']['I-AUROC'] > metrics['depth']['color']['I-AUROC']
+def test_demo_claims(trained):
+    auroc = {output: {defect: values['I-AUROC'] for defect, values in per_defect.items()}
+             for output, per_defect in trained['metrics'].items()}
+    print('I-AUROC', auroc)
+    # Geometry-only dents: the depth branch finds them, the rgb branch cannot see them.
+    assert auroc['depth']['dent'] >= 0.80
+    assert auroc['depth']['dent'] > auroc['rgb']['dent']
+    # Colour-only stains: the rgb branch finds them, the depth branch cannot see them.
+    assert auroc['rgb']['color'] >= 0.95
+    assert auroc['rgb']['color'] > auroc['depth']['color']
+    # Fusion does not lose against the better branch on all defects.
+    assert auroc['fused']['all'] >= max(auroc['rgb']['all'], auroc['depth']['all']) - 0.01
 
 
 def test_checkpoint_carries_inference_metadata(trained):
     checkpoint = load_from_local_safely(str(trained['checkpoint']))
     info = checkpoint['meta']['mmad']
+    teacher = Config.fromfile(CONFIG).model.teacher  # its weights file is hash-checked before loading
     assert info == dict(image_size=96, modalities=['rgb', 'depth'], branch_names=['rgb', 'depth'],
-                        teacher=dict(model_name='resnet18', weights_sha256=None))
+                        teacher=dict(model_name=teacher.model_name, weights_sha256=teacher.checkpoint_sha256))
     assert "image_size = 96" in checkpoint['meta']['cfg']
     state = checkpoint['state_dict']
     assert bool(state['aggregator.fitted'])

@@ -1,4 +1,5 @@
 """Issue 8 cases 1 and 2: a checkpoint that does not fit the model is refused with one line naming the difference."""
+import uuid
 from collections import OrderedDict
 from types import SimpleNamespace
 
@@ -38,8 +39,11 @@ def save_checkpoint(model, path, state_dict=None):
 
 def load_with_runner(model, path, work_dir, resume=False):
     """The path of tools/test.py (``load_from``) or of ``--resume``."""
+    # A unique experiment name: runners built in the same second would share one logger, whose handler writes to
+    # the stdout of the test that created it (not captured by a later test's capsys).
     runner = Runner(model=model, work_dir=str(work_dir), load_from=str(path), resume=resume, default_scope='mmad',
-                    custom_hooks=[dict(type='SafeCheckpointHook')], log_level='WARNING')
+                    custom_hooks=[dict(type='SafeCheckpointHook')], log_level='WARNING',
+                    experiment_name=f'strict_load_{uuid.uuid4().hex}')
     runner.load_or_resume()
     return runner
 
@@ -147,9 +151,10 @@ def test_wrapper_prefixes_are_tolerated(tmp_path):
 
 
 def old_format_state_dict(model, mean, std):
-    """A state dict as CRD wrote it before the aggregator owned its statistics: positional float64 buffers."""
-    state = OrderedDict((key, value) for key, value in model.state_dict().items()
-                        if not key.startswith('aggregator.'))
+    """A state dict as CRD wrote it before the aggregator owned its statistics (positional float64 buffers) and
+    before the teacher contract (the timm features model directly under ``teacher.model.``)."""
+    state = OrderedDict((key.replace('teacher.model.model.', 'teacher.model.', 1), value)
+                        for key, value in model.state_dict().items() if not key.startswith('aggregator.'))
     state['val_mean'] = torch.tensor(mean, dtype=torch.float64)
     state['val_std'] = torch.tensor(std, dtype=torch.float64)
     state['val_stats_ready'] = torch.tensor(True)
@@ -165,7 +170,12 @@ def test_old_checkpoints_load_through_the_key_map_and_score_the_same(tmp_path):
     del checkpoint['meta']['mmad']['teacher']  # old checkpoints recorded no teacher
     torch.save(checkpoint, path)
     model = build_crd(seed=6)
+    assert not torch.equal(model.teacher.state_dict()['model.model.conv1.weight'],
+                           trained.teacher.state_dict()['model.model.conv1.weight'])
     load_with_runner(model, path, tmp_path)
+    for key, value in trained.state_dict().items():
+        if not key.startswith('aggregator.'):
+            assert torch.equal(model.state_dict()[key], value), key
     assert model.aggregator.is_fitted
     assert [model.aggregator.mean(name).item() for name in ('rgb', 'depth')] == old_mean
     assert [model.aggregator.std(name).item() for name in ('rgb', 'depth')] == old_std

@@ -138,3 +138,15 @@ def test_config_path_typo_suggests_the_closest_configs(tmp_path):
     with pytest.raises(SystemExit) as exited:
         train_tool.main(['configs/crd/crd_mvtec3d_bagle.py'])
     assert str(exited.value.code).startswith('train.py: error: config file configs/crd/crd_mvtec3d_bagle.py does not')
+
+
+def test_a_config_without_the_safe_checkpoint_hook_gets_it(tmp_path):
+    """Strict checkpoint loading lives in SafeCheckpointHook: a config replacing custom_hooks must not lose it."""
+    config = tmp_path / 'no_safe_hook.py'
+    config.write_text(f"_base_ = ['{DEMO_CONFIG}']\ncustom_hooks = [dict(type='ValidationStatisticsHook', "
+                      "dataloader='val_stats_dataloader')]\n")
+    args = test_tool.parse_args([str(config), 'model.pth'])
+    cfg = test_tool.merge_args(args)
+    assert [hook['type'] for hook in cfg.custom_hooks] == ['ValidationStatisticsHook', 'SafeCheckpointHook']
+    kept = test_tool.merge_args(test_tool.parse_args([DEMO_CONFIG, 'model.pth']))
+    assert [hook['type'] for hook in kept.custom_hooks].count('SafeCheckpointHook') == 1

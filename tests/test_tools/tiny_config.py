@@ -51,8 +51,9 @@ randomness = dict(seed=0, deterministic=True)
 
 def write_tiny_config(path: Path, data_root: Path, extra_hooks: tuple[str, ...] = (), extra: str = '',
                       category: str = 'synthetic') -> Path:
-    """Write the tiny CRD config (resnet18 layers 1-2, 32x32, batch 2, 2 epochs) with extra hooks and lines."""
+    """Write the tiny CRD config (random resnet18 layers 1-2, 32x32, batch 2, 2 epochs) with extra hooks and lines."""
     hooks = ''.join(f'    {hook},\n' for hook in extra_hooks)
-    path.write_text(TINY_CONFIG.format(base=REPO / 'configs' / 'crd' / 'crd_demo_synthetic.py', data_root=data_root,
-                                       category=category, extra_hooks=hooks, extra=extra))
+    base = REPO / 'configs' / 'crd' / 'crd_demo_synthetic_random_teacher.py'
+    path.write_text(TINY_CONFIG.format(base=base, data_root=data_root, category=category, extra_hooks=hooks,
+                                       extra=extra))
     return path
