@@ -27,10 +27,11 @@ category = 'synthetic'
 modalities = ('rgb', 'depth')
 train_pipeline = [
     dict(type='LoadRGBFromFile'), dict(type='LoadXYZFromFile'), dict(type='XYZToDepth', size={SIZE}),
-    dict(type='ResizeRGB', size={SIZE}), dict(type='PackADInputs', modalities=modalities)]
+    dict(type='ResizeImage', size={SIZE}, keys=('rgb',)), dict(type='PackADInputs', modalities=modalities)]
 test_pipeline = [
     dict(type='LoadRGBFromFile'), dict(type='LoadXYZFromFile'), dict(type='LoadMaskFromFile'),
-    dict(type='XYZToDepth', size={SIZE}), dict(type='ResizeRGB', size={SIZE}), dict(type='ResizeMask', size={SIZE}),
+    dict(type='XYZToDepth', size={SIZE}), dict(type='ResizeImage', size={SIZE}, keys=('rgb',)),
+    dict(type='ResizeMask', size={SIZE}),
     dict(type='PackADInputs', modalities=modalities)]
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root, category=category, pipeline=train_pipeline))
