@@ -1,4 +1,5 @@
 """Data transforms: loading, point-cloud geometry, resizing and packing."""
+from .depth_file import LoadDepthFromFile
 from .formatting import PackADInputs
 from .geometry import (
     DepthFromPoints,
@@ -21,6 +22,7 @@ from .processing import ResizeImage, ResizeMask
 
 __all__ = [
     'LoadRGBFromFile', 'LoadXYZFromFile', 'LoadXYZFromDepthFile', 'LoadNormalsFromFile', 'LoadMaskFromFile',
+    'LoadDepthFromFile',
     'check_same_size',
     'FitTablePlane', 'DepthFromPoints', 'XYZToDepth', 'NormalsFromDepth', 'NormalsFromPoints', 'HeightFromPlane',
     'XYZImageFromPoints', 'ResizeImage', 'ResizeMask', 'PackADInputs'

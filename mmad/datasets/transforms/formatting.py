@@ -35,7 +35,8 @@ class PackADInputs(BaseTransform):
         meta_keys: Result keys other than the ``*_path`` ones copied into the meta information when present.
     """
 
-    DEFAULT_META_KEYS = ('category', 'defect_type', 'sample_name', 'img_path', 'ori_shape', 'img_shape', 'sample_idx')
+    DEFAULT_META_KEYS = ('category', 'defect_type', 'sample_name', 'img_path', 'ori_shape', 'img_shape', 'sample_idx',
+                         'mask_missing')
 
     def __init__(self, modalities: Sequence[str] = ('rgb', 'depth'), meta_keys: Sequence[str] = DEFAULT_META_KEYS):
         if isinstance(modalities, str) or not modalities:

@@ -89,7 +89,9 @@ class ADMetric(BaseMetric):
 
     The image label comes from the ground truth at the evaluated resolution (an anomalous pixel makes an anomalous
     image), as in the CRD code and the official Eyecandies evaluation, also for a sample in a defect folder: such a
-    sample with an all-zero mask counts as normal, and a note names it.
+    sample with an all-zero mask counts as normal, and a note names it. A sample whose meta information has
+    ``mask_missing=True`` (an anomalous sample without mask, e.g. from ``FolderDataset``) is anomalous in the image
+    metrics and left out of the pixel metrics; a note says so, and why pixel metrics are null where they are.
 
     Results are fractions; undefined metrics (e.g. one class only) are NaN, written as null in ``metrics.json``,
     and a note says why. ``metrics.json`` (the latest run; each run also keeps ``metrics_<time>.json``) holds
@@ -201,6 +203,7 @@ class ADMetric(BaseMetric):
             gt_path=sample.get('gt_path'),
             ori_shape=None if ori_shape is None else tuple(int(size) for size in ori_shape),
             gt_mask=gt_mask,
+            mask_missing=bool(sample.get('mask_missing', False)),
             scores=scores,
             maps=maps)
 
@@ -221,7 +224,9 @@ class ADMetric(BaseMetric):
                 raise ValueError(f'ADMetric: data sample {result["name"]} has maps {list(result["maps"])}, but the '
                                  f'first sample has {sources}; expected the same branches for every sample.')
         gt_masks = self._ground_truths(results)
-        image_labels = np.array([mask.any() for mask in gt_masks])
+        has_mask = np.array([not result.get('mask_missing', False) for result in results])
+        image_labels = np.array([mask.any() for mask in gt_masks]) | ~has_mask
+        self._pixel_samples = np.flatnonzero(has_mask) if has_mask.any() else np.arange(len(results))
         subsets = self._subsets([result['defect_type'] for result in results])
         metrics, curves = {}, {}
         for source in sources:
@@ -232,7 +237,9 @@ class ADMetric(BaseMetric):
                 for subset, indices in subsets.items()
             }
             if self.out_dir is not None:
-                curves.update(source_curves(source, image_scores, maps, image_labels, gt_masks))
+                pixel = self._pixel_samples
+                curves.update(source_curves(source, image_scores, [maps[index] for index in pixel], image_labels,
+                                            [gt_masks[index] for index in pixel]))
         print_log('\n' + format_metrics_table(metrics), logger='current')
         notes = self._notes(results, gt_masks, image_labels, subsets, metrics)
         for note in notes:
@@ -278,7 +285,9 @@ class ADMetric(BaseMetric):
     def _subset_metrics(self, indices: np.ndarray, maps: list[np.ndarray], gt_masks: list[np.ndarray],
                         image_labels: np.ndarray, image_scores: np.ndarray) -> dict[str, float]:
         """Every metric of one source on the samples at ``indices``, keyed as :attr:`metric_names`."""
-        pixel = pixel_metrics([maps[index] for index in indices], [gt_masks[index] for index in indices],
+        pixel_indices = np.intersect1d(indices, self._pixel_samples)
+        pixel_indices = pixel_indices if pixel_indices.size else indices
+        pixel = pixel_metrics([maps[index] for index in pixel_indices], [gt_masks[index] for index in pixel_indices],
                               self.integration_limits)
         labels, scores = image_labels[indices], image_scores[indices]
         values = [auroc(labels, scores), pixel.auroc, *pixel.au_pros, average_precision(labels, scores),
@@ -297,6 +306,12 @@ class ADMetric(BaseMetric):
             notes.append(f'{len(normal_in_defect)} sample(s) of a defect type other than {self.normal_defect_type!r} '
                          f'have no anomalous pixel in their ground truth at the evaluated resolution '
                          f'({self.resolution!r}) and count as normal images: {", ".join(listed)}{more}.')
+        unmasked = [result for result in results if result.get('mask_missing')]
+        if unmasked:
+            defects = sorted({result['defect_type'] for result in unmasked})
+            notes.append(f'{len(unmasked)} anomalous sample(s) have no ground-truth mask (defect types {defects}): '
+                         'they count in the image metrics; pixel metrics are computed on the samples with masks and '
+                         'are not available where none of them is anomalous.')
         undefined: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for subset, indices in subsets.items():
             names = tuple(name for name in self.metric_names
@@ -320,6 +335,9 @@ class ADMetric(BaseMetric):
                            f'{np.count_nonzero(~image_labels)} normal images in all), so I-AP is 1 whatever the scores')
         if all(gt_masks[index].all() for index in indices):
             reasons.append('it holds no normal pixel')
+        masked = np.intersect1d(indices, self._pixel_samples)
+        if labels.any() and not any(gt_masks[index].any() for index in masked):
+            reasons.append('its anomalous samples have no ground-truth mask, so pixel metrics are not available')
         return '; '.join(reasons) or 'undefined for these scores'
 
     def _write_json(self, metrics: dict, notes: list[str]) -> None:
