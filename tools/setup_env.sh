@@ -25,11 +25,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.mmad-installed"
-want=$(sha256sum pyproject.toml | cut -c1-16)
+want=$(cat pyproject.toml tools/setup_env.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing mmad (editable, dev and deploy extras) into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[dev,deploy]'
+  "$VENV/bin/python" -m pip install -q -e '.[dev,deploy,tensorboard]'
   if ! "$VENV/bin/python" -c 'import mmcv' 2>/dev/null; then
     echo "[setup] no mmcv found: installing mmcv-lite"
     "$VENV/bin/python" -m pip install -q 'mmcv-lite==2.2.0'
