@@ -72,8 +72,8 @@ def require_category_dir(data_root: str, category: str, dataset_name: str, examp
     found = f'folders found in {root}: {available}' if available else f'{root} {describe_unusable_folder(root)}'
     raise FileNotFoundError(
         f'{dataset_name} category folder {category_dir} {describe_unusable_folder(category_dir)} ({found}). Expected '
-        f'the dataset extracted so that {category_dir / example_file} exists; download it and set data_root, e.g. '
-        '--cfg-options train_dataloader.dataset.data_root=PATH (see docs/datasets.md).')
+        f'the dataset extracted so that {category_dir / example_file} exists; download it and point the tools '
+        'at it with --data-root PATH --category NAME (see docs/datasets.md).')
 
 
 def require_split_dir(category_dir: Path, split_folder: str) -> Path:
