@@ -330,3 +330,26 @@ def test_config_trains_and_tests_on_a_free_layout(config, source_tree, tmp_path)
     assert any(note.startswith("P-AUROC, AUPRO@0.3, P-AP null in subset 'color': its anomalous samples have no "
                                'ground-truth mask') for note in metrics['notes'])
     assert snapshot(source_tree) == before
+
+
+def test_browse_dataset_shows_each_modality_of_a_folder_config(source_tree, tmp_path):
+    """tools/analysis_tools/browse_dataset.py on a FolderDataset config: rgb, 16-bit png depth and the mask."""
+    before = snapshot(source_tree)
+    out = tmp_path / 'browse'
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
+    finished = subprocess.run([sys.executable, 'tools/analysis_tools/browse_dataset.py',
+                               'configs/folder/crd_folder_rgbd_png.py', '--data-root', str(source_tree), '--num', '3',
+                               '--out', str(out)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert '3 samples of the test split' in finished.stdout
+    from mmad.visualization import TITLE_BAR
+    files = sorted(out.rglob('*.png'))
+    assert len(files) == 3
+    for file in files:
+        panel = cv2.imread(str(file))
+        assert panel.shape == (256 + TITLE_BAR, 256 * 3, 3)  # rgb, depth, mask tiles of the 256 px pipeline
+        depth = panel[TITLE_BAR:, 256:512]
+        assert (depth[..., 0] == depth[..., 2]).all() and depth.max() > depth.min()  # grey, not empty
+        assert set(np.unique(panel[TITLE_BAR:, 512:])) <= {0, 255}
+    assert snapshot(source_tree) == before

@@ -38,7 +38,8 @@ def snapshot(root: Path) -> dict[str, int]:
 def test_tutorial_lists_the_whole_workflow():
     commands = tutorial_commands()
     assert [command.split()[1] for command in commands if command.startswith('python ')] == [
-        '-c', 'tools/train.py', 'tools/train.py', 'tools/test.py', 'tools/infer.py', 'tools/infer.py']
+        '-c', 'tools/analysis_tools/browse_dataset.py', 'tools/train.py', 'tools/train.py', 'tools/test.py',
+        'tools/infer.py', 'tools/infer.py']
     for config in re.findall(r'configs/folder/\S+\.py', TUTORIAL.read_text()):
         assert (REPO / config).is_file(), config
 
@@ -59,6 +60,7 @@ def test_tutorial_commands_run(tmp_path):
             data_snapshot = snapshot(tmp_path / 'data' / 'my_part')
     assert snapshot(tmp_path / 'data' / 'my_part') == data_snapshot
     work_dir = tmp_path / 'work_dirs' / 'my_part'
+    assert len(list((work_dir / 'browse').rglob('*.png'))) == 4
     assert Path((work_dir / 'last_checkpoint').read_text().strip()).name == 'epoch_1.pth'
     metrics = json.loads((work_dir / 'test' / 'metrics.json').read_text())
     assert set(metrics['fused']) == {'all', 'crack', 'color'} and metrics['fused']['color']['P-AUROC'] is None
