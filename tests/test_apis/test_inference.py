@@ -149,7 +149,7 @@ def test_wrong_image_size(trained, model, tmp_path):
     sample = files_of(trained['category_dir'], 'dent')
     xyz = tifffile.imread(sample['xyz'])
     small = write_tiff(tmp_path / 'xyz' / 'small.tiff', cv2.resize(xyz, (40, 30), interpolation=cv2.INTER_NEAREST))
-    with pytest.raises(InferenceInputError, match=r'small.tiff: the point cloud is 30x40 \(HxW\) but the rgb image '
+    with pytest.raises(InferenceInputError, match=r'small.tiff: the xyz file is 30x40 \(HxW\) but the rgb file '
                                                    r'.*000.png is 48x64; a sample\'s files must have the same size'):
         inference_model(model, dict(rgb=sample['rgb'], xyz=small))
     rgb = cv2.imread(sample['rgb'])[:30, :40, ::-1].copy()
