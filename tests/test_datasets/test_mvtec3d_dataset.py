@@ -175,7 +175,8 @@ def test_unusable_category_folder_says_what_it_is(data_root, kind, description):
     (data_root / '.Trashes').mkdir()
     with pytest.raises(FileNotFoundError, match=rf'MVTec 3D-AD category folder .*cookie {description} '
                                                 r"\(folders found in .*: \['bagel'(, 'cookie')?\]\)"
-                                                r'.*cookie/train/good/rgb/000\.png.*data_root.*docs/datasets\.md'):
+                                                r'.*cookie/train/good/rgb/000\.png'
+                                                r'.*--data-root PATH --category NAME.*docs/datasets\.md'):
         MVTec3DDataset(category='cookie', split='train', data_root=str(data_root))
 
 
