@@ -8,12 +8,12 @@ MVTec 3D-AD tree) and ``eyecandies`` (the Eyecandies tree: six lightings, 16-bit
 Everything is deterministic given ``seed``: one sample can be rendered again alone, with or without its defect
 (:func:`render_synthetic_sample`).
 """
-from .defects import DEFECT_TYPES, GOOD
+from .defects import COLOUR_DEFECTS, DEFECT_TYPES, GEOMETRY_DEFECTS, GOOD
 from .eyecandies import make_synthetic_eyecandies
 from .rendering import SPLITS, SyntheticSample, render_synthetic_sample
 from .writing import make_synthetic_mvtec3d
 
 __all__ = [
-    'DEFECT_TYPES', 'GOOD', 'SPLITS', 'SyntheticSample', 'render_synthetic_sample', 'make_synthetic_mvtec3d',
-    'make_synthetic_eyecandies'
+    'COLOUR_DEFECTS', 'DEFECT_TYPES', 'GEOMETRY_DEFECTS', 'GOOD', 'SPLITS', 'SyntheticSample',
+    'render_synthetic_sample', 'make_synthetic_mvtec3d', 'make_synthetic_eyecandies'
 ]
