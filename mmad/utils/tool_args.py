@@ -87,3 +87,13 @@ def ensure_safe_checkpoints(cfg: Config) -> None:
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(str(hook.get('type', '')).split('.')[-1] == 'SafeCheckpointHook' for hook in hooks):
         cfg.custom_hooks = [*hooks, dict(type='SafeCheckpointHook')]
+
+
+def load_tool_config(config: str, cfg_options: list[str] | None = None, data_root: str | None = None) -> Config:
+    """:func:`load_config` for the analysis tools: a config path, ``--cfg-options`` and an optional data root.
+
+    Raises:
+        ConfigError: As :func:`load_config`.
+    """
+    return load_config(argparse.Namespace(config=config, cfg_options=cfg_options, data_root=data_root, category=None,
+                                          launcher='none', work_dir=None))

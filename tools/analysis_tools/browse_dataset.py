@@ -54,31 +54,21 @@ def sample_panel(inputs: dict, gt_mask, title: str, tile_size: int = 192):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import cv2
-    from mmengine.config import Config
 
     from mmad.registry import DATASETS
-    from mmad.utils import ConfigError, parse_cfg_options, register_all_modules
+    from mmad.utils import ConfigError
     from mmad.utils.fileio import write_image
-    from mmad.utils.tool_args import config_path_problem
+    from mmad.utils.tool_args import load_tool_config
 
-    problem = config_path_problem(args.config)
-    if problem is not None:
-        sys.exit(f'browse_dataset.py: error: {problem}')
     try:
-        options = parse_cfg_options(args.cfg_options)
+        cfg = load_tool_config(args.config, args.cfg_options, args.data_root)
     except ConfigError as error:
         sys.exit(f'browse_dataset.py: error: {error}')
-    register_all_modules()
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(options)
     key = f'{args.split}_dataloader'
     if key not in cfg:
         sys.exit(f'browse_dataset.py: error: {args.config} has no {key}; expected one of '
                  f'{[f"{split}_dataloader" for split in SPLITS if f"{split}_dataloader" in cfg]}')
-    dataset_cfg = cfg[key].dataset
-    if args.data_root is not None:
-        dataset_cfg.data_root = args.data_root
-    dataset = DATASETS.build(dataset_cfg)
+    dataset = DATASETS.build(cfg[key].dataset)
     count = min(args.num, len(dataset))
     for index in range(count):
         packed = dataset[index]

@@ -16,20 +16,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from mmengine.config import Config
+    from mmad.utils import ConfigError
+    from mmad.utils.tool_args import load_tool_config
 
-    from mmad.utils import ConfigError, parse_cfg_options
-    from mmad.utils.tool_args import config_path_problem
-
-    problem = config_path_problem(args.config)
-    if problem is not None:
-        sys.exit(f'print_config.py: error: {problem}')
     try:
-        options = parse_cfg_options(args.cfg_options)
+        cfg = load_tool_config(args.config, args.cfg_options)
     except ConfigError as error:
         sys.exit(f'print_config.py: error: {error}')
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(options)
     print(f'Config: {args.config}\n{cfg.pretty_text}')
 
 
