@@ -27,7 +27,7 @@ fi
 stamp="$VENV/.mmad-installed"
 want=$(cat pyproject.toml tools/setup_env.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[setup] installing mmad (editable, dev and deploy extras) into $VENV"
+  echo "[setup] installing mmad (editable, dev, deploy and tensorboard extras) into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e '.[dev,deploy,tensorboard]'
   if ! "$VENV/bin/python" -c 'import mmcv' 2>/dev/null; then
