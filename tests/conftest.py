@@ -1,4 +1,5 @@
 """Fixtures shared by every test package."""
+import os
 import socket
 
 import pytest
@@ -15,3 +16,15 @@ def single_process_group():
     yield
     if torch_dist.is_initialized():
         torch_dist.destroy_process_group()
+
+
+@pytest.fixture(autouse=True, scope='session')
+def derived_cache_dir(tmp_path_factory):
+    """Point the default cache of ``CachedTransforms`` (``$MMAD_CACHE_DIR``) at a folder of the test run."""
+    previous = os.environ.get('MMAD_CACHE_DIR')
+    os.environ['MMAD_CACHE_DIR'] = str(tmp_path_factory.mktemp('derived_cache'))
+    yield
+    if previous is None:
+        del os.environ['MMAD_CACHE_DIR']
+    else:
+        os.environ['MMAD_CACHE_DIR'] = previous

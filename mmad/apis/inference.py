@@ -10,7 +10,8 @@ transforms get an all-zero mask) and an optional ``name``::
     >>> result = inference_model(model, dict(rgb='test/crack/rgb/000.png', xyz='test/crack/xyz/000.tiff'))
     >>> result.score, result.decision, result.anomaly_map.shape  # map at the rgb file's native size
 
-The config's test pipeline runs unchanged, so preprocessing cannot drift from training and testing.
+The config's test pipeline runs unchanged, so preprocessing cannot drift from training and testing; only its
+``CachedTransforms`` are replaced by the steps they wrap (a new file is read once: no disk cache).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import nn
 
+from mmad.datasets.transforms.cache import uncached_steps
 from mmad.registry import MODELS, TRANSFORMS
 from mmad.utils.model_checkpoint import load_model_checkpoint
 
@@ -115,7 +117,7 @@ class InferencePipeline:
     """
 
     def __init__(self, pipeline: Sequence[dict]) -> None:
-        self.transforms = [TRANSFORMS.build(dict(transform)) for transform in pipeline]
+        self.transforms = [TRANSFORMS.build(dict(transform)) for transform in uncached_steps(pipeline)]
         self.file_keys: list[str] = []
         for transform in self.transforms:
             key = loader_key(transform)

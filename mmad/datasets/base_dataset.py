@@ -34,6 +34,9 @@ def build_pipeline(pipeline: Sequence[dict | Callable]) -> list[Callable]:
 class BaseADDataset(BaseDataset):
     """``mmengine.dataset.BaseDataset`` whose pipeline is built with mmad's ``TRANSFORMS`` (see :func:`build_pipeline`).
 
+    A pipeline step with a ``check_outside(data_root)`` method (``CachedTransforms``) is handed the dataset's
+    ``data_root`` when the dataset is built, so that a cache folder inside the dataset tree is refused at once.
+
     Args:
         pipeline: Transform configs or callables, applied in order to each data info.
         **kwargs: Other ``BaseDataset`` arguments.
@@ -41,3 +44,6 @@ class BaseADDataset(BaseDataset):
 
     def __init__(self, pipeline: Sequence[dict | Callable] = (), **kwargs):
         super().__init__(pipeline=build_pipeline(pipeline), **kwargs)
+        for transform in self.pipeline.transforms:
+            if hasattr(transform, 'check_outside'):
+                transform.check_outside(self.data_root)

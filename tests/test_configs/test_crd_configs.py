@@ -4,6 +4,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmad.datasets.transforms import uncached_steps
 from mmad.registry import MODELS
 from mmad.utils import register_all_modules
 
@@ -51,7 +52,7 @@ def test_eyecandies_configs(category):
 def test_mvtec3d_rgb_normals_configs_fit_the_plane_once(category):
     cfg = Config.fromfile(CONFIG_DIR / f'crd_mvtec3d_rgbn_{category}.py')
     _check_common(cfg, category, ('rgb', 'normals'))
-    steps = [step.type for step in cfg.test_dataloader.dataset.pipeline]
+    steps = [step.type for step in uncached_steps(cfg.test_dataloader.dataset.pipeline)]
     assert steps.count('FitTablePlane') == 1 and steps.index('FitTablePlane') < steps.index('NormalsFromDepth')
     assert cfg.train_cfg.max_epochs == 200
 
@@ -65,14 +66,14 @@ def test_three_modality_configs(name, category, epochs):
     cfg = Config.fromfile(CONFIG_DIR / name)
     _check_common(cfg, category, ('rgb', 'depth', 'normals'))
     assert cfg.model.share_projections and cfg.train_cfg.max_epochs == epochs
-    assert [step.type for step in cfg.train_dataloader.dataset.pipeline].count('FitTablePlane') == 1
+    assert [step.type for step in uncached_steps(cfg.train_dataloader.dataset.pipeline)].count('FitTablePlane') == 1
 
 
 def test_eyecandies_depth_config():
     cfg = Config.fromfile(CONFIG_DIR / 'crd_eyecandies_rgbd_candy_cane.py')
     _check_common(cfg, 'CandyCane', ('rgb', 'depth'))
     assert tuple(cfg.train_dataloader.dataset.files) == ('depth', )
-    loader = cfg.train_dataloader.dataset.pipeline[1]
+    loader = uncached_steps(cfg.train_dataloader.dataset.pipeline)[1]
     assert loader == dict(type='LoadXYZFromDepthFile', focal_length=711.11)
 
 

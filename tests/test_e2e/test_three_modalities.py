@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 from mmad.datasets.synthetic import make_synthetic_eyecandies, make_synthetic_mvtec3d
 from mmad.datasets.synthetic.eyecandies import eyecandies_focal_length
+from mmad.datasets.transforms import uncached_steps
 from mmad.utils import register_all_modules
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'crd'
@@ -51,7 +52,7 @@ def tiny_config(name: str, data_root: Path, work_dir: Path) -> Config:
         loader = cfg[key]
         loader.update(batch_size=2, num_workers=0, persistent_workers=False)
         loader.dataset.update(data_root=str(data_root), category=category)
-        for step in loader.dataset.pipeline:
+        for step in uncached_steps(loader.dataset.pipeline):
             if 'size' in step:
                 step.size = INPUT_SIZE
             if step.type == 'LoadXYZFromDepthFile':
@@ -82,7 +83,7 @@ def test_a_pipeline_without_a_modality_the_model_lists_names_it(data_roots, tmp_
     register_all_modules()
     cfg = tiny_config('mvtec3d', data_roots['mvtec3d'], tmp_path)
     pipeline = cfg.train_dataloader.dataset.pipeline
-    pipeline[:] = [step for step in pipeline if step.type != 'NormalsFromDepth']
+    pipeline[:] = [step for step in uncached_steps(pipeline) if step.type != 'NormalsFromDepth']
     with pytest.raises(KeyError, match=r"PackADInputs: modality 'normals' is missing for good_000; add the transform "
                                        'that produces it to the pipeline'):
         Runner.from_cfg(cfg).train()

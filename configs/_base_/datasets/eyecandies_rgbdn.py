@@ -7,20 +7,24 @@ modalities = ('rgb', 'depth', 'normals')
 
 train_pipeline = [
     dict(type='LoadRGBFromFile'),
-    dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+    dict(type='CachedTransforms', keys=('depth', ), transforms=[
+        dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+        dict(type='FitTablePlane', size=image_size),
+        dict(type='DepthFromPoints'),
+    ]),
     dict(type='LoadNormalsFromFile'),
-    dict(type='FitTablePlane', size=image_size),
-    dict(type='DepthFromPoints'),
     dict(type='ResizeImage', size=image_size, keys=('rgb', 'normals')),
     dict(type='PackADInputs', modalities=modalities),
 ]
 test_pipeline = [
     dict(type='LoadRGBFromFile'),
-    dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+    dict(type='CachedTransforms', keys=('depth', ), transforms=[
+        dict(type='LoadXYZFromDepthFile', focal_length=711.11),
+        dict(type='FitTablePlane', size=image_size),
+        dict(type='DepthFromPoints'),
+    ]),
     dict(type='LoadNormalsFromFile'),
     dict(type='LoadMaskFromFile'),
-    dict(type='FitTablePlane', size=image_size),
-    dict(type='DepthFromPoints'),
     dict(type='ResizeImage', size=image_size, keys=('rgb', 'normals')),
     dict(type='ResizeMask', size=image_size),
     dict(type='PackADInputs', modalities=modalities),

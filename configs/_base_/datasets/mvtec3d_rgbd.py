@@ -7,16 +7,20 @@ modalities = ('rgb', 'depth')
 
 train_pipeline = [
     dict(type='LoadRGBFromFile'),
-    dict(type='LoadXYZFromFile'),
-    dict(type='XYZToDepth', size=image_size),
+    dict(type='CachedTransforms', keys=('depth', ), transforms=[
+        dict(type='LoadXYZFromFile'),
+        dict(type='XYZToDepth', size=image_size),
+    ]),
     dict(type='ResizeImage', size=image_size, keys=('rgb',)),
     dict(type='PackADInputs', modalities=modalities),
 ]
 test_pipeline = [
     dict(type='LoadRGBFromFile'),
-    dict(type='LoadXYZFromFile'),
+    dict(type='CachedTransforms', keys=('depth', ), transforms=[
+        dict(type='LoadXYZFromFile'),
+        dict(type='XYZToDepth', size=image_size),
+    ]),
     dict(type='LoadMaskFromFile'),
-    dict(type='XYZToDepth', size=image_size),
     dict(type='ResizeImage', size=image_size, keys=('rgb',)),
     dict(type='ResizeMask', size=image_size),
     dict(type='PackADInputs', modalities=modalities),

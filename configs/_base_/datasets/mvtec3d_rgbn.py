@@ -8,20 +8,24 @@ modalities = ('rgb', 'normals')
 
 train_pipeline = [
     dict(type='LoadRGBFromFile'),
-    dict(type='LoadXYZFromFile'),
-    dict(type='FitTablePlane', size=image_size),
-    dict(type='DepthFromPoints'),
-    dict(type='NormalsFromDepth'),
+    dict(type='CachedTransforms', keys=('normals', ), transforms=[
+        dict(type='LoadXYZFromFile'),
+        dict(type='FitTablePlane', size=image_size),
+        dict(type='DepthFromPoints'),
+        dict(type='NormalsFromDepth'),
+    ]),
     dict(type='ResizeImage', size=image_size, keys=('rgb', )),
     dict(type='PackADInputs', modalities=modalities),
 ]
 test_pipeline = [
     dict(type='LoadRGBFromFile'),
-    dict(type='LoadXYZFromFile'),
+    dict(type='CachedTransforms', keys=('normals', ), transforms=[
+        dict(type='LoadXYZFromFile'),
+        dict(type='FitTablePlane', size=image_size),
+        dict(type='DepthFromPoints'),
+        dict(type='NormalsFromDepth'),
+    ]),
     dict(type='LoadMaskFromFile'),
-    dict(type='FitTablePlane', size=image_size),
-    dict(type='DepthFromPoints'),
-    dict(type='NormalsFromDepth'),
     dict(type='ResizeImage', size=image_size, keys=('rgb', )),
     dict(type='ResizeMask', size=image_size),
     dict(type='PackADInputs', modalities=modalities),

@@ -1,4 +1,5 @@
-"""Data transforms: loading, point-cloud geometry, resizing and packing."""
+"""Data transforms: loading, point-cloud geometry, resizing, packing and the disk cache of derived arrays."""
+from .cache import CachedTransforms, uncached_steps
 from .depth_file import LoadDepthFromFile
 from .formatting import PackADInputs
 from .geometry import (
@@ -25,5 +26,6 @@ __all__ = [
     'LoadDepthFromFile',
     'check_same_size',
     'FitTablePlane', 'DepthFromPoints', 'XYZToDepth', 'NormalsFromDepth', 'NormalsFromPoints', 'HeightFromPlane',
-    'XYZImageFromPoints', 'ResizeImage', 'ResizeMask', 'PackADInputs'
+    'XYZImageFromPoints', 'ResizeImage', 'ResizeMask', 'PackADInputs', 'CachedTransforms',
+    'uncached_steps'
 ]
