@@ -2,7 +2,9 @@
 import hashlib
 import multiprocessing
 import os
+import pickle
 import random
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +90,22 @@ def test_a_hit_returns_the_arrays_of_the_miss_without_running_the_steps(mvtec_ro
     assert hit['loaded_sizes'] == miss['loaded_sizes'] == {'xyz': (SIZE, SIZE)}
     assert hit['ori_shape'] == (SIZE, SIZE)
     assert 'FitTablePlane(size=(32, 32)' in (transform.entry_dir / 'transforms.txt').read_text()
+    restored = pickle.loads(pickle.dumps(transform))
+    assert restored.entry_dir == transform.entry_dir
+    assert run(restored, path)['depth'].tobytes() == hit['depth'].tobytes()
+
+
+def test_the_first_write_removes_the_temporary_files_of_killed_writers(mvtec_root, tmp_path):
+    transform = cached(tmp_path / 'cache')
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    transform.entry_dir.mkdir(parents=True)
+    left_over = transform.entry_dir / f'.0123.npz.{dead.pid}.tmp'
+    running = transform.entry_dir / f'.4567.npz.{os.getpid()}.tmp'
+    left_over.write_bytes(b'partial')
+    running.write_bytes(b'partial')
+    run(transform, xyz_files(mvtec_root)[0])
+    assert not left_over.exists() and running.exists()
 
 
 def test_a_hit_still_checks_the_point_cloud_size_against_the_other_files(mvtec_root, tmp_path):

@@ -15,7 +15,8 @@ concurrent runs filling the same entry never read a torn file; an unreadable ent
 warning, and an entry that cannot be written (full or read-only disk) only costs the speed-up.
 
 Layout: ``<cache_dir>/<parameters hash>/<sample hash>.npz``, with ``<cache_dir>/<parameters hash>/transforms.txt``
-naming the steps and parameters of the folder; deleting a folder (or the whole cache) is always safe.
+naming the steps and parameters of the folder; deleting a folder (or the whole cache) is always safe. The
+temporary files of writers killed mid-write are removed by the next process that writes to the folder.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmad.registry import TRANSFORMS
-from mmad.utils.fileio import write_bytes, write_text
+from mmad.utils.fileio import remove_temp_files, write_bytes, write_text
 
 from .loading import LOADED_SIZES, check_same_size
 
@@ -247,7 +248,11 @@ class CachedTransforms(BaseTransform):
             return None
 
     def _write(self, entry: Path, arrays: dict[str, np.ndarray], sizes: dict[str, tuple]) -> None:
-        """Write an entry atomically; a failure warns once and leaves the sample uncached."""
+        """Write an entry atomically; a failure warns once and leaves the sample uncached.
+
+        The first write of the wrapper also names its parameters in ``transforms.txt`` and removes the temporary
+        files that killed writers left in the folder.
+        """
         buffer = io.BytesIO()
         np.savez(buffer, **arrays, **{META_KEY: np.array(json.dumps({LOADED_SIZES: sizes}))})
         try:
@@ -255,6 +260,7 @@ class CachedTransforms(BaseTransform):
                 description = entry.parent / 'transforms.txt'
                 if not description.exists():
                     write_text(description, self._description + '\n')
+                remove_temp_files(entry.parent)
                 self._described = True
             write_bytes(entry, buffer.getvalue())
         except OSError as error:
