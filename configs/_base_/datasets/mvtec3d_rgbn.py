@@ -6,6 +6,8 @@ category = 'bagel'
 image_size = 256
 modalities = ('rgb', 'normals')
 
+# CachedTransforms: the point-cloud steps run once per file, their arrays are kept outside the data ($MMAD_CACHE_DIR
+# or ~/.cache/mmad/derived; docs/datasets.md, 'Disk cache of the point-cloud steps').
 train_pipeline = [
     dict(type='LoadRGBFromFile'),
     dict(type='CachedTransforms', keys=('normals', ), transforms=[
