@@ -172,6 +172,17 @@ def test_maps_keep_the_chosen_dtype_and_decisions_are_kept():
     assert metric.samples.pred_labels.tolist() == expected
 
 
+def test_bfloat16_maps_of_autocast_are_stored_in_the_map_dtype():
+    raw = make_test_set(2, native=False)[10]
+    sample = as_data_sample(raw)
+    sample['anomaly_map'] = sample['anomaly_map'].bfloat16()
+    sample['branch_maps'] = {name: value.bfloat16() for name, value in sample['branch_maps'].items()}
+    metric = ADMetric()
+    metric.process(None, [sample])
+    assert metric.samples.maps('rgb').dtype == np.float32
+    np.testing.assert_array_equal(metric.samples.maps('rgb')[0], sample['branch_maps']['rgb'].float().numpy())
+
+
 def test_a_sample_with_other_branches_or_map_size_is_refused():
     raw = make_test_set(3, native=False)[0]
     metric = ADMetric()

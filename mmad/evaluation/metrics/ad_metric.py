@@ -42,8 +42,13 @@ MapStack = np.ndarray | list[np.ndarray]
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-    """Convert a tensor (any device) or array-like to a numpy array (a view of CPU tensors and arrays)."""
+    """Convert a tensor (any device) or array-like to a numpy array (a view of CPU tensors and arrays).
+
+    bfloat16 tensors (maps predicted under CPU autocast), which numpy cannot hold, become float32.
+    """
     if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bfloat16:
+            value = value.float()
         return value.detach().cpu().numpy()
     return np.asarray(value)
 
