@@ -270,3 +270,28 @@ def test_two_processes_collect_the_same_metrics_as_one(tmp_path):
     for _, metrics, kept in results:
         assert kept == 0, 'the samples are released after evaluate'
         assert_same_metrics(metrics, expected, tolerance=0.0)
+
+
+def test_growth_keeps_every_sample_also_with_a_live_view_or_after_unpickling():
+    rng = np.random.default_rng(7)
+    maps = rng.random((100, 8, 8), dtype=np.float32)
+    samples = EvaluatedSamples()
+
+    def append(index):
+        samples.append(name=f'{index}.png', defect_type='good', gt_path=None, ori_shape=None, pred_label=None,
+                       mask_missing=False, gt_mask=maps[index] > 0.5, scores={'fused': float(index)},
+                       maps={'fused': maps[index]})
+
+    for index in range(40):
+        append(index)  # grown in place
+    view = samples.maps('fused')
+    for index in range(40, 60):
+        append(index)  # grown by a copy: the view keeps the old array alive
+    np.testing.assert_array_equal(view, maps[:40])
+    samples = pickle.loads(pickle.dumps(samples))
+    for index in range(60, 100):
+        append(index)
+    np.testing.assert_array_equal(samples.maps('fused'), maps)
+    np.testing.assert_array_equal(samples.gt_masks, maps > 0.5)
+    np.testing.assert_array_equal(samples.scores('fused'), np.arange(100.0))
+    assert samples.ori_shapes.tolist() == [[-1, -1]] * 100 and samples.names[-1] == '99.png'

@@ -3,7 +3,7 @@
 ``ADMetric`` appends each data sample as it comes. The maps of each source (the fused map and each branch) go into
 one ``(capacity, H, W)`` array per source and the masks into one bool ``(capacity, H, W)`` array; scores, predicted
 labels, ``mask_missing`` flags and native shapes into flat arrays; only the strings (name, defect type, ground-truth
-path) are Python lists. When an array is full, every array grows by :data:`GROWTH` (one copy of what is kept), so a
+path) are Python lists. When an array is full, every array grows by :data:`GROWTH` (in place: ``realloc``), so a
 test set of N maps of H x W costs about ``N * H * W * itemsize`` bytes per source, and no Python object per sample
 holds an array.
 
@@ -200,8 +200,17 @@ class EvaluatedSamples:
         self._arrays['ori_shape'] = np.empty((capacity, 2), dtype=np.int64)
 
     def _grow(self, capacity: int) -> None:
-        """Move every array into a larger one, one at a time (the old one is freed before the next is copied)."""
-        for key, array in self._arrays.items():
-            grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
-            grown[:self._size] = array[:self._size]
-            self._arrays[key] = grown
+        """Enlarge every array to ``capacity`` samples, keeping the samples stored so far.
+
+        In place where possible (``ndarray.resize``: ``realloc``, which moves a large block without copying it, and
+        zero-fills the new part); by a copy into a new array when a view of the old one is alive or the array does
+        not own its memory (e.g. after unpickling).
+        """
+        for key in self._arrays:
+            shape = (capacity, *self._arrays[key].shape[1:])
+            try:
+                self._arrays[key].resize(shape)
+            except ValueError:
+                grown = np.empty(shape, dtype=self._arrays[key].dtype)
+                grown[:self._size] = self._arrays[key][:self._size]
+                self._arrays[key] = grown
