@@ -221,6 +221,7 @@ def test_parts_of_several_ranks_merge_into_the_dataset_order(world_size, tmp_pat
         parts.append(pickle.loads(pickle.dumps(metric.samples)))  # as collect_results exchanges them
     assert all(part.capacity == len(part) for part in parts)  # the spare capacity is not sent
     merged = EvaluatedSamples.interleaved(parts, len(data_samples))
+    assert all(len(part) == 0 and part.allocated_nbytes == 0 for part in parts)  # released while merging
     assert merged.names == [sample['img_path'] for sample in data_samples]
     for source in SOURCES:
         np.testing.assert_array_equal(merged.maps(source), single.samples.maps(source))

@@ -253,13 +253,14 @@ class ADMetric(BaseMetric):
         """
         tmpdir = self.collect_dir if self.collect_device == 'cpu' else None
         parts = collect_results([self.samples], get_world_size(), self.collect_device, tmpdir=tmpdir)
+        # The main process holds its own part twice with several ranks (kept and collected): release one.
+        self.samples = EvaluatedSamples(self.map_dtype)
         metrics = [None]
         if is_main_process():
             computed = self.compute_metrics(EvaluatedSamples.interleaved(parts, size))
             metrics = [{'/'.join((self.prefix, key)) if self.prefix else key: value for key, value in computed.items()}]
         del parts
         broadcast_object_list(metrics)
-        self.samples = EvaluatedSamples(self.map_dtype)
         return metrics[0]
 
     def compute_metrics(self, results: EvaluatedSamples) -> dict[str, float]:

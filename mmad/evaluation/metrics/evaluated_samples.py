@@ -91,6 +91,13 @@ class EvaluatedSamples:
         """float64 image scores of one source, shape (N,) (a view)."""
         return self._arrays[f'score/{source}'][:self._size]
 
+    def clear(self) -> None:
+        """Forget every sample and release the arrays."""
+        self.sources = ()
+        self.names, self.defect_types, self.gt_paths = [], [], []
+        self._arrays = {}
+        self._size = 0
+
     def append(self, *, name: str, defect_type: str, gt_path: str | None, ori_shape: Sequence[int] | None,
                pred_label: int | None, mask_missing: bool, gt_mask: np.ndarray, scores: Mapping[str, float],
                maps: Mapping[str, np.ndarray]) -> None:
@@ -144,7 +151,9 @@ class EvaluatedSamples:
             size: Number of samples of the dataset; samples beyond it pad the last ranks and are dropped.
 
         Returns:
-            The merged samples (the only non-empty part itself, cut to ``size``, when there is one).
+            The merged samples: the only non-empty part itself, cut to ``size``, when there is one; otherwise new
+            arrays, filled one array at a time while the parts' arrays are released (the parts are left empty), so
+            that the merge needs little more memory than the parts.
 
         Raises:
             ValueError: If two parts have different sources, map sizes or map dtypes.
@@ -168,16 +177,16 @@ class EvaluatedSamples:
         merged = cls(first.map_dtype)
         merged._allocate(first.sources, first.gt_masks.shape[1:], order.size)
         starts = np.cumsum([0] + [len(part) for part in parts])
-        for part, start in zip(parts, starts):
-            if not len(part):
-                continue
-            taken = np.flatnonzero((order >= start) & (order < start + len(part)))
-            from_part = order[taken] - start
-            for key, array in merged._arrays.items():
-                array[taken] = part._arrays[key][from_part]
+        placement = [(part, np.flatnonzero((order >= start) & (order < start + len(part))), start)
+                     for part, start in zip(parts, starts) if len(part)]
+        for key, array in merged._arrays.items():
+            for part, taken, start in placement:
+                array[taken] = part._arrays.pop(key)[order[taken] - start]
         for key in ('names', 'defect_types', 'gt_paths'):
             strings = [string for part in parts for string in getattr(part, key)]
             setattr(merged, key, [strings[item] for item in order])
+        for part in parts:
+            part.clear()
         merged._size = int(order.size)
         return merged
 
