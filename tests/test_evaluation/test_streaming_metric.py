@@ -157,6 +157,9 @@ def test_the_stored_maps_cost_n_h_w_itemsize_bytes_per_source_and_no_per_sample_
     assert all(len(array) == samples.capacity for array in arrays)
     for strings in (samples.names, samples.defect_types, samples.gt_paths):
         assert len(strings) == num and all(item is None or isinstance(item, str) for item in strings)
+    # Before the metrics are computed, the spare capacity is released.
+    assert EvaluatedSamples.interleaved([samples], num) is samples and samples.capacity == num
+    assert samples.allocated_nbytes == num * per_sample_bytes
 
 
 def test_maps_keep_the_chosen_dtype_and_decisions_are_kept():

@@ -127,7 +127,7 @@ class EvaluatedSamples:
                              f'but the first sample has {self.gt_masks.shape[1:]}; expected one map size for the '
                              'test set.')
         if self._size == self.capacity:
-            self._grow(max(math.ceil(self.capacity * GROWTH), INITIAL_CAPACITY))
+            self._resize(max(math.ceil(self.capacity * GROWTH), INITIAL_CAPACITY))
         index = self._size
         arrays = self._arrays
         arrays['gt_mask'][index] = gt_mask
@@ -151,9 +151,9 @@ class EvaluatedSamples:
             size: Number of samples of the dataset; samples beyond it pad the last ranks and are dropped.
 
         Returns:
-            The merged samples: the only non-empty part itself, cut to ``size``, when there is one; otherwise new
-            arrays, filled one array at a time while the parts' arrays are released (the parts are left empty), so
-            that the merge needs little more memory than the parts.
+            The merged samples: the only non-empty part itself, cut to ``size`` (its spare capacity released), when
+            there is one; otherwise new arrays, filled one array at a time while the parts' arrays are released (the
+            parts are left empty), so that the merge needs little more memory than the parts.
 
         Raises:
             ValueError: If two parts have different sources, map sizes or map dtypes.
@@ -163,6 +163,7 @@ class EvaluatedSamples:
             merged = filled[0] if filled else (parts[0] if parts else cls())
             merged._size = min(merged._size, size)
             del merged.names[size:], merged.defect_types[size:], merged.gt_paths[size:]
+            merged._resize(merged._size)  # release the spare capacity before the metrics need memory
             return merged
         first = filled[0]
         for part in filled[1:]:
@@ -208,12 +209,12 @@ class EvaluatedSamples:
         self._arrays['mask_missing'] = np.empty(capacity, dtype=bool)
         self._arrays['ori_shape'] = np.empty((capacity, 2), dtype=np.int64)
 
-    def _grow(self, capacity: int) -> None:
-        """Enlarge every array to ``capacity`` samples, keeping the samples stored so far.
+    def _resize(self, capacity: int) -> None:
+        """Enlarge or shrink every array to ``capacity`` (at least ``len(self)``) samples, keeping the stored ones.
 
-        In place where possible (``ndarray.resize``: ``realloc``, which moves a large block without copying it, and
-        zero-fills the new part); by a copy into a new array when a view of the old one is alive or the array does
-        not own its memory (e.g. after unpickling).
+        In place where possible (``ndarray.resize``: ``realloc``, which moves a large block without copying it;
+        growing zero-fills the new part); by a copy into a new array when a view of the old one is alive or the
+        array does not own its memory (e.g. after unpickling).
         """
         for key in self._arrays:
             shape = (capacity, *self._arrays[key].shape[1:])
