@@ -148,17 +148,18 @@ def saved_as_floats(saved: dict) -> dict:
                      for subset, values in subsets.items()} for source, subsets in saved.items()}
 
 
-def test_results_are_small_cpu_arrays_in_the_chosen_dtype():
+def test_samples_are_kept_in_cpu_arrays_of_the_chosen_dtype():
     arrays = make_arrays()
     metric = ADMetric(map_dtype='float16')
     metric.process(None, [data_sample(arrays, index).to_dict() for index in (0, 5)])
-    result = metric.results[1]
-    assert set(result['maps']) == {'fused', 'rgb', 'depth'}
-    assert all(isinstance(m, np.ndarray) and m.dtype == np.float16 for m in result['maps'].values())
-    assert result['gt_mask'].dtype == bool and result['gt_mask'].shape == (SIZE, SIZE)
-    assert result['scores']['rgb'] == pytest.approx(arrays['rgb_scores'][5], rel=1e-6)
-    assert result['defect_type'] == 'crack' and result['ori_shape'] == (SIZE, SIZE)
-    np.testing.assert_array_equal(result['maps']['depth'], arrays['depth'][5].astype(np.float16))
+    samples = metric.samples
+    assert len(samples) == 2 and samples.sources == ('fused', 'rgb', 'depth')
+    assert all(samples.maps(source).dtype == np.float16 and samples.maps(source).shape == (2, SIZE, SIZE)
+               for source in samples.sources)
+    assert samples.gt_masks.dtype == bool and samples.gt_masks.shape == (2, SIZE, SIZE)
+    assert samples.scores('rgb')[1] == pytest.approx(arrays['rgb_scores'][5], rel=1e-6)
+    assert samples.defect_types == ['good', 'crack'] and samples.ori_shapes[1].tolist() == [SIZE, SIZE]
+    np.testing.assert_array_equal(samples.maps('depth')[1], arrays['depth'][5].astype(np.float16))
 
 
 def test_without_branches_reports_fused_only(logger):
@@ -252,8 +253,8 @@ def test_kept_maps_do_not_alias_the_model_outputs():
     sample['anomaly_map'].zero_()
     sample['gt_mask'].zero_()
     assert not sample['anomaly_map'].any()
-    np.testing.assert_array_equal(metric.results[0]['maps']['fused'], expected_map)
-    np.testing.assert_array_equal(metric.results[0]['gt_mask'], expected_mask)
+    np.testing.assert_array_equal(metric.samples.maps('fused')[0], expected_map)
+    np.testing.assert_array_equal(metric.samples.gt_masks[0], expected_mask)
 
 
 def read_json(path):

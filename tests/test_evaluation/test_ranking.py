@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from mmad.evaluation.functional import auroc, average_precision, pixel_metrics
-from mmad.evaluation.functional.ranking import count_greater
+from mmad.evaluation.functional.ranking import count_greater, first_of_equal
 
 
 def random_problem(seed: int, size: int, decimals: int | None, dtype=np.float32):
@@ -78,3 +78,11 @@ def test_pixel_metrics_equal_scikit_learn_over_all_pixels():
     assert result.average_precision == pytest.approx(average_precision_score(masks.ravel(), maps.ravel()), abs=1e-12)
     assert result.auroc == pytest.approx(auroc(masks, maps), abs=1e-15)
 
+
+
+def test_first_of_equal_is_the_left_search_of_each_value():
+    rng = np.random.default_rng(3)
+    for values in (np.sort(rng.integers(0, 5, 200)).astype(np.float32), np.array([-np.inf, -np.inf, 0.5, np.inf]),
+                   np.array([2.0]), np.empty(0)):
+        np.testing.assert_array_equal(first_of_equal(values), np.searchsorted(values, values, side='left'))
+    assert first_of_equal(np.array([1.0, 1.0, 2.0, 3.0, 3.0, 3.0])).tolist() == [0, 0, 2, 3, 3, 3]

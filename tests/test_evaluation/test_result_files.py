@@ -55,7 +55,7 @@ def test_metric_writes_scores_and_curves(tmp_path):
                             gt_mask=mask, defect_type=defect, img_path=f'{defect}/{index}.png',
                             pred_label=int(index > 1)))
     metric.process({}, [BaseDataElement(**sample).to_dict() for sample in samples])
-    metric.compute_metrics(metric.results)
+    metric.compute_metrics(metric.samples)
     with open(tmp_path / 'scores.csv') as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ['name', 'defect_type', 'label', 'score', 'pred_label', 'rgb_score', 'gt_path']

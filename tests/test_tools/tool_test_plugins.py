@@ -26,6 +26,7 @@ from torch.utils.data import get_worker_info
 
 from mmad.datasets import MVTec3DDataset
 from mmad.evaluation.metrics import ADMetric
+from mmad.evaluation.metrics.evaluated_samples import EvaluatedSamples
 from mmad.registry import DATASETS, HOOKS, METRICS, MODELS
 from mmad.utils.fileio import AtomicLocalBackend, atomic_open
 
@@ -100,12 +101,10 @@ class WorkerKillingMVTec3DDataset(MVTec3DDataset):
 class RecordingADMetric(ADMetric):
     """ADMetric that saves the names, fused maps and scores it evaluates to ``<out_dir>/evaluated_samples.npz``."""
 
-    def compute_metrics(self, results: list) -> dict[str, float]:
+    def compute_metrics(self, results: EvaluatedSamples) -> dict[str, float]:
         os.makedirs(self.out_dir, exist_ok=True)
-        np.savez(osp.join(self.out_dir, 'evaluated_samples.npz'),
-                 names=np.array([result['name'] for result in results]),
-                 maps=np.stack([result['maps']['fused'] for result in results]),
-                 scores=np.array([result['scores']['fused'] for result in results]))
+        np.savez(osp.join(self.out_dir, 'evaluated_samples.npz'), names=np.array(results.names),
+                 maps=results.maps('fused'), scores=results.scores('fused'))
         return super().compute_metrics(results)
 
 

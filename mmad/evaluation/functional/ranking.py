@@ -29,6 +29,22 @@ def count_greater(sorted_values: np.ndarray, queries: np.ndarray) -> tuple[np.nd
     return greater, greater_equal
 
 
+def first_of_equal(sorted_values: np.ndarray) -> np.ndarray:
+    """Index of the first value equal to each value of an ascending array, in one pass (no search).
+
+    Args:
+        sorted_values: Values sorted in ascending order, shape (M,).
+
+    Returns:
+        int64 (M,): ``np.searchsorted(sorted_values, sorted_values, side='left')``.
+    """
+    first = np.arange(sorted_values.size)
+    if sorted_values.size > 1:
+        first[1:][sorted_values[1:] == sorted_values[:-1]] = 0
+        np.maximum.accumulate(first, out=first)
+    return first
+
+
 def auroc_from_counts(negatives_greater: np.ndarray, negatives_greater_equal: np.ndarray, num_negatives: int) -> float:
     """Area under the ROC curve from the rank of every positive among the negatives.
 
@@ -67,7 +83,7 @@ def average_precision_from_counts(sorted_positives: np.ndarray, negatives_greate
     num_positives = sorted_positives.size
     if num_positives == 0:
         return float('nan')
-    positives_greater_equal = num_positives - np.searchsorted(sorted_positives, sorted_positives, side='left')
+    positives_greater_equal = num_positives - first_of_equal(sorted_positives)
     precision = positives_greater_equal / (positives_greater_equal + negatives_greater_equal)
     return float(np.mean(precision))
 

@@ -19,6 +19,11 @@ from scipy import ndimage
 
 # 8-connectivity of ground-truth regions, as in the MVTec evaluation code.
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+# The same within each map of an (N, H, W) stack, which is labelled LABEL_BLOCK maps at a time (bounding the int32
+# labels to LABEL_BLOCK maps).
+STACKED_EIGHT_CONNECTED = np.zeros((3, 3, 3), dtype=bool)
+STACKED_EIGHT_CONNECTED[1] = True
+LABEL_BLOCK = 64
 # Rows and columns between the pixels sampled to estimate a score floor, and the smallest sample that is used.
 SAMPLE_STRIDE = 7
 MIN_SAMPLE_SIZE = 1000
@@ -89,40 +94,62 @@ def _check_pairs(maps: list[np.ndarray], masks: list[np.ndarray]) -> None:
         if score_map.shape != mask.shape:
             raise ValueError(f'anomaly_maps[{index}] has shape {score_map.shape} but gt_masks[{index}] has '
                              f'shape {mask.shape}; expected equal shapes.')
-        if score_map.dtype.kind not in 'biuf':
-            raise ValueError(f'anomaly_maps[{index}] must hold real numbers, got dtype {score_map.dtype}.')
-        if score_map.dtype.kind == 'f' and score_map.size and np.isnan(score_map.min()):
-            raise ValueError(f'anomaly_maps[{index}] contains NaN; expected real scores (infinities are allowed).')
+        _check_scores(score_map, index)
 
 
-def region_weights(is_anomalous: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
+def _check_stacks(anomaly_maps: np.ndarray, gt_masks: np.ndarray) -> None:
+    """:func:`_check_pairs` of two (N, H, W) arrays, with one pass over each array instead of one per map."""
+    if len(anomaly_maps) != len(gt_masks) or anomaly_maps.shape[1:] != gt_masks.shape[1:]:
+        _check_pairs(list(anomaly_maps), list(gt_masks))
+    if anomaly_maps.size:
+        _check_scores(anomaly_maps, 0)
+
+
+def _check_scores(scores: np.ndarray, index: int) -> None:
+    """Raise a ValueError naming ``anomaly_maps[index]`` (or the first map with NaN of a stack) if not real or NaN."""
+    if scores.dtype.kind not in 'biuf':
+        raise ValueError(f'anomaly_maps[{index}] must hold real numbers, got dtype {scores.dtype}.')
+    if scores.dtype.kind == 'f' and scores.size and np.isnan(scores.min()):
+        if scores.ndim == 3:
+            index = int(np.isnan(scores.reshape(len(scores), -1)).any(axis=1).argmax())
+        raise ValueError(f'anomaly_maps[{index}] contains NaN; expected real scores (infinities are allowed).')
+
+
+def region_weights(is_anomalous: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
     """Label the 8-connected regions of each mask; weigh each anomalous pixel by ``1 / size`` of its region.
 
     Args:
-        is_anomalous: Bool masks, each of shape (H_i, W_i).
+        is_anomalous: Bool masks, an (N, H, W) array (labelled :data:`LABEL_BLOCK` maps at a time, never connected
+            across maps) or a sequence of (H_i, W_i) masks.
 
     Returns:
         ``(weights, num_regions)``: float64 weights of the anomalous pixels in mask order (row-major within a
         mask), shape (num_anomalous,), and the number of regions over all masks.
     """
+    if isinstance(is_anomalous, np.ndarray):
+        blocks, structure = [is_anomalous[start:start + LABEL_BLOCK]
+                             for start in range(0, len(is_anomalous), LABEL_BLOCK)], STACKED_EIGHT_CONNECTED
+    else:
+        blocks, structure = is_anomalous, EIGHT_CONNECTED
     weights = [np.empty(0, dtype=np.float64)]
     num_regions = 0
-    for mask in is_anomalous:
+    for mask in blocks:
         if not mask.any():
             continue
-        region_ids, mask_regions = ndimage.label(mask, structure=EIGHT_CONNECTED)
+        region_ids, mask_regions = ndimage.label(mask, structure=structure)
         pixel_region_ids = region_ids[mask]
         weights.append(1.0 / np.bincount(pixel_region_ids, minlength=mask_regions + 1)[pixel_region_ids])
         num_regions += mask_regions
     return np.concatenate(weights), num_regions
 
 
-def estimate_normal_floor(maps: list[np.ndarray], is_anomalous: list[np.ndarray], fraction: float) -> float | None:
+def estimate_normal_floor(maps: np.ndarray | list[np.ndarray], is_anomalous: np.ndarray | list[np.ndarray],
+                          fraction: float) -> float | None:
     """Estimate a score with a little more than ``fraction`` of the normal pixels at or above it.
 
     Args:
-        maps: Anomaly maps, each of shape (H_i, W_i).
-        is_anomalous: Bool ground truth of the same shapes.
+        maps: Anomaly maps, (N, H, W) or a list of (H_i, W_i).
+        is_anomalous: Bool ground truth of the same shapes (both stacked or both lists).
         fraction: Fraction of the highest normal scores that is needed, in (0, 1].
 
     Returns:
@@ -132,9 +159,12 @@ def estimate_normal_floor(maps: list[np.ndarray], is_anomalous: list[np.ndarray]
     kept_fraction = fraction + FLOOR_MARGIN
     if kept_fraction >= 1.0:
         return None
-    sample = [score_map[::SAMPLE_STRIDE, ::SAMPLE_STRIDE][~mask[::SAMPLE_STRIDE, ::SAMPLE_STRIDE]]
-              for score_map, mask in zip(maps, is_anomalous)]
-    sample = np.concatenate(sample) if sample else np.empty(0)
+    if isinstance(maps, np.ndarray) and isinstance(is_anomalous, np.ndarray):
+        sample = maps[:, ::SAMPLE_STRIDE, ::SAMPLE_STRIDE][~is_anomalous[:, ::SAMPLE_STRIDE, ::SAMPLE_STRIDE]]
+    else:
+        sample = [score_map[::SAMPLE_STRIDE, ::SAMPLE_STRIDE][~mask[::SAMPLE_STRIDE, ::SAMPLE_STRIDE]]
+                  for score_map, mask in zip(maps, is_anomalous)]
+        sample = np.concatenate(sample) if sample else np.empty(0)
     if sample.size < MIN_SAMPLE_SIZE:
         return None
     floor_index = int((1.0 - kept_fraction) * sample.size)
@@ -152,7 +182,7 @@ def _gather(maps: list[np.ndarray], keep_masks: list[np.ndarray], dtype: np.dtyp
     return scores
 
 
-def _normal_scores(anomaly_maps: ArrayLike | Sequence[ArrayLike], maps: list[np.ndarray],
+def _normal_scores(anomaly_maps: ArrayLike | Sequence[ArrayLike], maps: np.ndarray | list[np.ndarray],
                    is_anomalous: np.ndarray | list[np.ndarray], floor: float | None, dtype: np.dtype) -> np.ndarray:
     """The normal scores at or above ``floor`` (all when None), one boolean index per (N, H, W) block."""
     if isinstance(anomaly_maps, np.ndarray) and isinstance(is_anomalous, np.ndarray):
@@ -187,18 +217,26 @@ def split_by_regions(anomaly_maps: ArrayLike | Sequence[ArrayLike], gt_masks: Ar
     Raises:
         ValueError: If the shapes differ, a score is not real or is NaN.
     """
-    maps = as_map_list(anomaly_maps, 'anomaly_maps')
-    masks = as_map_list(gt_masks, 'gt_masks')
-    _check_pairs(maps, masks)
-    score_dtype = np.result_type(np.float32, *(score_map.dtype for score_map in maps))
-    if isinstance(anomaly_maps, np.ndarray) and isinstance(gt_masks, np.ndarray):
-        is_anomalous = gt_masks if gt_masks.dtype == bool else gt_masks != 0
-        mask_list = list(is_anomalous)
+    stacked = isinstance(anomaly_maps, np.ndarray) and isinstance(gt_masks, np.ndarray)
+    if stacked:
+        for name, array in (('anomaly_maps', anomaly_maps), ('gt_masks', gt_masks)):
+            if array.ndim != 3:
+                raise ValueError(f'{name} must have shape (N, H, W), got {array.shape}.')
+        _check_stacks(anomaly_maps, gt_masks)
+        score_dtype = np.result_type(np.float32, anomaly_maps.dtype)
+        maps = anomaly_maps
+        is_anomalous = mask_list = gt_masks if gt_masks.dtype == bool else gt_masks != 0
         anomalous_scores = anomaly_maps[is_anomalous].astype(score_dtype, copy=False)
+        num_pixels = is_anomalous.size
     else:
+        maps = as_map_list(anomaly_maps, 'anomaly_maps')
+        masks = as_map_list(gt_masks, 'gt_masks')
+        _check_pairs(maps, masks)
+        score_dtype = np.result_type(np.float32, *(score_map.dtype for score_map in maps))
         is_anomalous = mask_list = [mask if mask.dtype == bool else mask != 0 for mask in masks]
         anomalous_scores = _gather(maps, mask_list, score_dtype)
-    num_normal = sum(mask.size for mask in mask_list) - anomalous_scores.size
+        num_pixels = sum(mask.size for mask in mask_list)
+    num_normal = num_pixels - anomalous_scores.size
 
     floor = None
     if normal_fraction < 1.0 and num_normal > 0:

@@ -10,7 +10,7 @@ Example:
 """
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +19,7 @@ import mmcv
 import numpy as np
 import torch
 from mmengine import fileio
+from mmengine.dist import broadcast_object_list, collect_results, get_world_size, is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
@@ -26,6 +27,7 @@ from mmad.registry import METRICS
 from mmad.structures import binarise_mask
 
 from ..functional import auroc, average_precision, pixel_metrics
+from .evaluated_samples import EvaluatedSamples
 from .result_files import scores_csv, source_curves, write_result_files
 from .results_table import format_metrics_table
 from .run_record import run_record, write_metrics_files
@@ -35,13 +37,46 @@ RESOLUTIONS = ('map', 'native')
 RECORD_KEYS = ('notes', 'run')
 """Keys of ``metrics.json`` beside the scores (``fused`` and the modalities); no modality may be named so."""
 MAX_LISTED_SAMPLES = 10
+MapStack = np.ndarray | list[np.ndarray]
+"""Maps or masks of a set of samples: one (N, H, W) array, or a list of (H_i, W_i) arrays of different sizes."""
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-    """Convert a tensor (any device) or array-like to a numpy array (a view of CPU tensors and arrays)."""
+    """Convert a tensor (any device) or array-like to a numpy array (a view of CPU tensors and arrays).
+
+    bfloat16 tensors (maps predicted under CPU autocast), which numpy cannot hold, become float32.
+    """
     if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bfloat16:
+            value = value.float()
         return value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+def _per_sample(masks: MapStack, reduce: Callable[..., Any]) -> np.ndarray:
+    """``reduce`` (``np.any`` or ``np.all``) of each mask, bool (N,)."""
+    if isinstance(masks, np.ndarray):
+        return reduce(masks.reshape(len(masks), -1), axis=1)
+    return np.array([reduce(mask) for mask in masks], dtype=bool)
+
+
+def _take(items: MapStack, indices: np.ndarray) -> MapStack:
+    """The items at sorted distinct ``indices``: ``items`` itself (no copy) when they are all of them."""
+    if len(indices) == len(items):
+        return items
+    if isinstance(items, np.ndarray):
+        return items[indices]
+    return [items[index] for index in indices]
+
+
+def _stack_per_sample(shapes: np.ndarray, dtype: type, make: Callable[[int], np.ndarray]) -> MapStack:
+    """``make(index)`` of every sample, stacked into one (N, H, W) array when every (H, W) of ``shapes`` agrees."""
+    if not (shapes == shapes[0]).all():
+        return [make(index) for index in range(len(shapes))]
+    stacked = np.empty((len(shapes), *(int(size) for size in shapes[0])), dtype=dtype)
+    for index in range(len(shapes)):
+        stacked[index] = make(index)
+    return stacked
 
 
 def _sample_name(sample: Mapping) -> str:
@@ -81,8 +116,10 @@ def read_native_mask(gt_path: str | None, ori_shape: Sequence[int]) -> np.ndarra
 class ADMetric(BaseMetric):
     """Anomaly-detection metrics of the fused and per-branch predictions, per defect type.
 
-    ``process`` keeps, per sample, the image scores, the anomaly maps at the maps' size (``map_dtype``, never
-    float64), the bool ground-truth mask, the defect type, ``gt_path`` and ``ori_shape``. ``compute_metrics``
+    ``process`` copies, per sample, the image scores, the anomaly maps at the maps' size (``map_dtype``, never
+    float64), the bool ground-truth mask, the defect type, ``gt_path`` and ``ori_shape`` into ``samples``
+    (:class:`EvaluatedSamples`: one contiguous (N, H, W) array per source and for the masks, flat arrays for the
+    rest, no per-sample arrays); ``evaluate`` merges the ``samples`` of every rank. ``compute_metrics``
     evaluates either at the maps' size against ``gt_mask`` (``resolution='map'``, the paper's protocol), or at each
     sample's native size (``resolution='native'``, the official MVTec 3D-AD protocol): maps are upsampled bilinearly
     to ``ori_shape`` and compared with the mask read from ``gt_path`` (binarised > 0, all zero when None).
@@ -147,6 +184,7 @@ class ADMetric(BaseMetric):
         self.config = config
         self.normal_defect_type = normal_defect_type
         self.map_dtype = np.dtype(map_dtype)
+        self.samples = EvaluatedSamples(self.map_dtype)
 
     @property
     def metric_names(self) -> list[str]:
@@ -155,7 +193,7 @@ class ADMetric(BaseMetric):
         return ['I-AUROC', 'P-AUROC', *au_pro_names, 'I-AP', 'P-AP']
 
     def process(self, data_batch: Any, data_samples: Sequence[Mapping]) -> None:
-        """Keep the scores, maps and ground truth of a batch of predicted data samples (as dicts).
+        """Copy the scores, maps and ground truth of a batch of predicted data samples (as dicts) into ``samples``.
 
         Args:
             data_batch: The batch from the dataloader (not used).
@@ -164,10 +202,10 @@ class ADMetric(BaseMetric):
                 (S, S)), ``gt_mask`` (bool tensor (S, S)), ``defect_type``, ``gt_path`` and ``ori_shape``.
         """
         for sample in data_samples:
-            self.results.append(self._collect_sample(sample))
+            self._append(sample)
 
-    def _collect_sample(self, sample: Mapping) -> dict:
-        """Extract what the metrics need from one data sample, as small CPU numpy arrays."""
+    def _append(self, sample: Mapping) -> None:
+        """Check one data sample and copy what the metrics need into ``samples``."""
         name = _sample_name(sample)
         required = ['pred_score', 'anomaly_map', 'gt_mask', 'defect_type']
         if self.resolution == 'native':
@@ -183,71 +221,85 @@ class ADMetric(BaseMetric):
             raise ValueError(f'ADMetric: data sample {name} has branch_scores for {sorted(branch_scores)} and '
                              f'branch_maps for {sorted(branch_maps)}; expected the same modalities, none named '
                              f'{(FUSED, *RECORD_KEYS)}.')
-        # Own copies: a view would keep the model's batch tensors alive and see later in-place changes.
-        gt_mask = _to_numpy(sample['gt_mask']).astype(bool)
+        gt_mask = _to_numpy(sample['gt_mask'])
         scores = {FUSED: float(sample['pred_score'])}
-        maps = {FUSED: _to_numpy(sample['anomaly_map']).astype(self.map_dtype)}
+        maps = {FUSED: _to_numpy(sample['anomaly_map'])}
         for modality, branch_map in branch_maps.items():
             scores[modality] = float(branch_scores[modality])
-            maps[modality] = _to_numpy(branch_map).astype(self.map_dtype)
+            maps[modality] = _to_numpy(branch_map)
         for source, score_map in maps.items():
             if score_map.shape != gt_mask.shape:
                 raise ValueError(f'ADMetric: data sample {name}: the {source} map has shape {score_map.shape} but '
                                  f'gt_mask has shape {gt_mask.shape}; expected equal shapes.')
-        ori_shape = sample.get('ori_shape')
         pred_label = sample.get('pred_label')
-        return dict(
-            name=name,
-            pred_label=None if pred_label is None else int(pred_label),
-            defect_type=str(sample['defect_type']),
-            gt_path=sample.get('gt_path'),
-            ori_shape=None if ori_shape is None else tuple(int(size) for size in ori_shape),
-            gt_mask=gt_mask,
-            mask_missing=bool(sample.get('mask_missing', False)),
-            scores=scores,
-            maps=maps)
+        # Copied into the arrays of ``samples``: nothing keeps the model's batch tensors alive.
+        self.samples.append(name=name, defect_type=str(sample['defect_type']), gt_path=sample.get('gt_path'),
+                            ori_shape=sample.get('ori_shape'),
+                            pred_label=None if pred_label is None else int(pred_label),
+                            mask_missing=bool(sample.get('mask_missing', False)), gt_mask=gt_mask, scores=scores,
+                            maps=maps)
 
-    def compute_metrics(self, results: list) -> dict[str, float]:
+    def evaluate(self, size: int) -> dict[str, float]:
+        """Collect the samples of every rank, compute the metrics on the main process and share them.
+
+        Each rank sends its ``samples`` as one object through ``mmengine.dist.collect_results``; the main process
+        merges them in the order per-sample results had (see :meth:`EvaluatedSamples.interleaved`).
+
+        Args:
+            size: Length of the dataset; samples beyond it pad the last ranks and are dropped.
+
+        Returns:
+            The metrics of :meth:`compute_metrics`, with ``prefix`` when one is set, on every rank.
+        """
+        tmpdir = self.collect_dir if self.collect_device == 'cpu' else None
+        parts = collect_results([self.samples], get_world_size(), self.collect_device, tmpdir=tmpdir)
+        # The main process holds its own part twice with several ranks (kept and collected): release one.
+        self.samples = EvaluatedSamples(self.map_dtype)
+        metrics = [None]
+        if is_main_process():
+            computed = self.compute_metrics(EvaluatedSamples.interleaved(parts, size))
+            metrics = [{'/'.join((self.prefix, key)) if self.prefix else key: value for key, value in computed.items()}]
+        del parts
+        broadcast_object_list(metrics)
+        return metrics[0]
+
+    def compute_metrics(self, results: EvaluatedSamples) -> dict[str, float]:
         """Compute every metric, log the table and the notes, write ``metrics.json`` to ``out_dir``.
 
         Args:
-            results: The per-sample dicts kept by :meth:`process`, from every rank.
+            results: The samples of the whole test set (from every rank), in dataset order.
 
         Returns:
             Flat ``{'<scores>/<subset>/<metric>': fraction}``, e.g. ``fused/all/I-AUROC`` or ``rgb/color/P-AP``.
         """
-        if not results:
+        if not len(results):
             raise ValueError('ADMetric: no data sample was processed; expected the predictions of the test set.')
-        sources = list(results[0]['maps'])
-        for result in results:
-            if list(result['maps']) != sources:
-                raise ValueError(f'ADMetric: data sample {result["name"]} has maps {list(result["maps"])}, but the '
-                                 f'first sample has {sources}; expected the same branches for every sample.')
         gt_masks = self._ground_truths(results)
-        has_mask = np.array([not result.get('mask_missing', False) for result in results])
-        image_labels = np.array([mask.any() for mask in gt_masks]) | ~has_mask
+        mask_any, mask_all = _per_sample(gt_masks, np.any), _per_sample(gt_masks, np.all)
+        has_mask = ~results.mask_missing
+        image_labels = mask_any | ~has_mask
         self._pixel_samples = np.flatnonzero(has_mask) if has_mask.any() else np.arange(len(results))
-        subsets = self._subsets([result['defect_type'] for result in results])
+        subsets = self._subsets(results.defect_types)
         metrics, curves = {}, {}
-        for source in sources:
+        for source in results.sources:
             maps = self._maps(results, source)
-            image_scores = np.array([result['scores'][source] for result in results], dtype=np.float64)
+            image_scores = results.scores(source)
             metrics[source] = {
                 subset: self._subset_metrics(indices, maps, gt_masks, image_labels, image_scores)
                 for subset, indices in subsets.items()
             }
             if self.out_dir is not None:
                 pixel = self._pixel_samples
-                curves.update(source_curves(source, image_scores, [maps[index] for index in pixel], image_labels,
-                                            [gt_masks[index] for index in pixel]))
+                curves.update(source_curves(source, image_scores, _take(maps, pixel), image_labels,
+                                            _take(gt_masks, pixel)))
+            del maps
         print_log('\n' + format_metrics_table(metrics), logger='current')
-        notes = self._notes(results, gt_masks, image_labels, subsets, metrics)
+        notes = self._notes(results, mask_any, mask_all, image_labels, subsets, metrics)
         for note in notes:
             print_log(f'ADMetric: {note}', logger='current', level=logging.WARNING)
         if self.out_dir is not None:
             self._write_json(metrics, notes)
-            rows = [dict(result, label=label) for result, label in zip(results, image_labels)]
-            paths = write_result_files(self.out_dir, scores_csv(rows, [s for s in sources if s != FUSED]), curves)
+            paths = write_result_files(self.out_dir, scores_csv(results, image_labels), curves)
             print_log(f'ADMetric: per-sample scores and curve points written to {paths[0]} and {paths[1]}',
                       logger='current')
         return {
@@ -266,65 +318,79 @@ class ADMetric(BaseMetric):
             subsets[defect] = np.flatnonzero(is_normal | (defect_types == defect))
         return subsets
 
-    def _ground_truths(self, results: list) -> list[np.ndarray]:
-        """Bool ground-truth masks at the evaluation resolution, one (H, W) array per sample."""
-        if self.resolution == 'map':
-            return [result['gt_mask'] for result in results]
-        return [read_native_mask(result['gt_path'], result['ori_shape']) for result in results]
+    def _ground_truths(self, results: EvaluatedSamples) -> MapStack:
+        """Bool ground-truth masks at the evaluation resolution: (N, H, W), or a list of (H0_i, W0_i) masks.
 
-    def _maps(self, results: list, source: str) -> list[np.ndarray]:
-        """Anomaly maps of one source at the evaluation resolution, one (H, W) array per sample."""
+        At the native resolution the masks are read from ``gt_path``; they are stacked when every sample has the
+        same ``ori_shape``.
+        """
         if self.resolution == 'map':
-            return [result['maps'][source] for result in results]
-        return [
-            cv2.resize(result['maps'][source].astype(np.float32, copy=False),
-                       (result['ori_shape'][1], result['ori_shape'][0]), interpolation=cv2.INTER_LINEAR)
-            for result in results
-        ]
+            return results.gt_masks
+        ori_shapes = results.ori_shapes
+        return _stack_per_sample(ori_shapes, bool, lambda index: read_native_mask(results.gt_paths[index],
+                                                                                  ori_shapes[index]))
 
-    def _subset_metrics(self, indices: np.ndarray, maps: list[np.ndarray], gt_masks: list[np.ndarray],
-                        image_labels: np.ndarray, image_scores: np.ndarray) -> dict[str, float]:
+    def _maps(self, results: EvaluatedSamples, source: str) -> MapStack:
+        """Anomaly maps of one source at the evaluation resolution: (N, H, W), or a list of (H0_i, W0_i) maps.
+
+        At the native resolution the maps are upsampled bilinearly to ``ori_shape`` in float32; they are stacked
+        when every sample has the same ``ori_shape``.
+        """
+        maps = results.maps(source)
+        if self.resolution == 'map':
+            return maps
+        ori_shapes = results.ori_shapes
+
+        def upsampled(index: int) -> np.ndarray:
+            height, width = ori_shapes[index]
+            return cv2.resize(maps[index].astype(np.float32, copy=False), (int(width), int(height)),
+                              interpolation=cv2.INTER_LINEAR)
+
+        return _stack_per_sample(ori_shapes, np.float32, upsampled)
+
+    def _subset_metrics(self, indices: np.ndarray, maps: MapStack, gt_masks: MapStack, image_labels: np.ndarray,
+                        image_scores: np.ndarray) -> dict[str, float]:
         """Every metric of one source on the samples at ``indices``, keyed as :attr:`metric_names`."""
         pixel_indices = np.intersect1d(indices, self._pixel_samples)
         pixel_indices = pixel_indices if pixel_indices.size else indices
-        pixel = pixel_metrics([maps[index] for index in pixel_indices], [gt_masks[index] for index in pixel_indices],
-                              self.integration_limits)
+        pixel = pixel_metrics(_take(maps, pixel_indices), _take(gt_masks, pixel_indices), self.integration_limits)
         labels, scores = image_labels[indices], image_scores[indices]
         values = [auroc(labels, scores), pixel.auroc, *pixel.au_pros, average_precision(labels, scores),
                   pixel.average_precision]
         return dict(zip(self.metric_names, values))
 
-    def _notes(self, results: list, gt_masks: list[np.ndarray], image_labels: np.ndarray,
+    def _notes(self, results: EvaluatedSamples, mask_any: np.ndarray, mask_all: np.ndarray, image_labels: np.ndarray,
                subsets: dict[str, np.ndarray], metrics: dict) -> list[str]:
         """Why metrics are undefined, once per reason, and which defect samples count as normal images."""
         notes = []
-        normal_in_defect = [result['name'] for result, label in zip(results, image_labels)
-                            if not label and result['defect_type'] != self.normal_defect_type]
-        if normal_in_defect:
-            listed = normal_in_defect[:MAX_LISTED_SAMPLES]
-            more = f' and {len(normal_in_defect) - len(listed)} more' if len(normal_in_defect) > len(listed) else ''
-            notes.append(f'{len(normal_in_defect)} sample(s) of a defect type other than {self.normal_defect_type!r} '
-                         f'have no anomalous pixel in their ground truth at the evaluated resolution '
-                         f'({self.resolution!r}) and count as normal images: {", ".join(listed)}{more}.')
-        unmasked = [result for result in results if result.get('mask_missing')]
-        if unmasked:
-            defects = sorted({result['defect_type'] for result in unmasked})
-            notes.append(f'{len(unmasked)} anomalous sample(s) have no ground-truth mask (defect types {defects}): '
-                         'they count in the image metrics; pixel metrics are computed on the samples with masks and '
-                         'are not available where none of them is anomalous.')
+        defect_types = np.array(results.defect_types)
+        normal_in_defect = np.flatnonzero(~image_labels & (defect_types != self.normal_defect_type))
+        if normal_in_defect.size:
+            listed = [results.names[index] for index in normal_in_defect[:MAX_LISTED_SAMPLES]]
+            more = f' and {normal_in_defect.size - len(listed)} more' if normal_in_defect.size > len(listed) else ''
+            notes.append(f'{normal_in_defect.size} sample(s) of a defect type other than '
+                         f'{self.normal_defect_type!r} have no anomalous pixel in their ground truth at the evaluated '
+                         f'resolution ({self.resolution!r}) and count as normal images: {", ".join(listed)}{more}.')
+        unmasked = results.mask_missing
+        if unmasked.any():
+            defects = sorted(set(defect_types[unmasked].tolist()))
+            notes.append(f'{np.count_nonzero(unmasked)} anomalous sample(s) have no ground-truth mask (defect types '
+                         f'{defects}): they count in the image metrics; pixel metrics are computed on the samples '
+                         'with masks and are not available where none of them is anomalous.')
         undefined: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for subset, indices in subsets.items():
             names = tuple(name for name in self.metric_names
                           if any(math.isnan(values[subset][name]) for values in metrics.values()))
             if names:
-                reason = self._why_undefined(indices, gt_masks, image_labels)
+                reason = self._why_undefined(indices, mask_any, mask_all, image_labels)
                 undefined.setdefault((reason, names), []).append(subset)
         for (reason, names), where in undefined.items():
             place = 'every subset' if len(where) == len(subsets) else 'subset ' + ', '.join(repr(s) for s in where)
             notes.append(f'{", ".join(names)} null in {place}: {reason}.')
         return notes
 
-    def _why_undefined(self, indices: np.ndarray, gt_masks: list[np.ndarray], image_labels: np.ndarray) -> str:
+    def _why_undefined(self, indices: np.ndarray, mask_any: np.ndarray, mask_all: np.ndarray,
+                       image_labels: np.ndarray) -> str:
         """Why a subset has undefined metrics: the class (image or pixel) it lacks."""
         reasons = []
         labels = image_labels[indices]
@@ -333,10 +399,10 @@ class ADMetric(BaseMetric):
         if labels.all():
             reasons.append(f'it holds no normal image (every sample has an anomalous pixel; the test set has '
                            f'{np.count_nonzero(~image_labels)} normal images in all), so I-AP is 1 whatever the scores')
-        if all(gt_masks[index].all() for index in indices):
+        if mask_all[indices].all():
             reasons.append('it holds no normal pixel')
         masked = np.intersect1d(indices, self._pixel_samples)
-        if labels.any() and not any(gt_masks[index].any() for index in masked):
+        if labels.any() and not mask_any[masked].any():
             reasons.append('its anomalous samples have no ground-truth mask, so pixel metrics are not available')
         return '; '.join(reasons) or 'undefined for these scores'
 

@@ -16,6 +16,8 @@ import numpy as np
 from mmad.evaluation.functional.regions import split_by_regions
 from mmad.utils.fileio import atomic_open, write_text
 
+from .evaluated_samples import NO_PRED_LABEL, EvaluatedSamples
+
 SCORES_FILE = 'scores.csv'
 CURVES_FILE = 'curves.npz'
 MAX_CURVE_POINTS = 1000
@@ -49,21 +51,21 @@ def ranking_curve(labels: np.ndarray, scores: np.ndarray, max_points: int | None
     return _thinned(curve, max_points)
 
 
-def pro_curve(maps: Sequence[np.ndarray], gt_masks: Sequence[np.ndarray],
+def pro_curve(maps: np.ndarray | Sequence[np.ndarray], gt_masks: np.ndarray | Sequence[np.ndarray],
               max_points: int = MAX_CURVE_POINTS) -> dict[str, np.ndarray]:
     """PRO curve: mean per-region overlap against the false-positive rate of the normal pixels.
 
     Thresholds are quantiles of the normal pixel scores, so the FPR is sampled evenly in [0, 1].
 
     Args:
-        maps: Anomaly maps (H_i, W_i).
+        maps: Anomaly maps, (N, H, W) or a sequence of (H_i, W_i).
         gt_masks: Bool masks of the same shapes.
         max_points: Number of thresholds.
 
     Returns:
         ``threshold`` (descending), ``fpr`` and ``pro``, float64; empty arrays without anomalous or normal pixels.
     """
-    regions = split_by_regions(list(maps), list(gt_masks))
+    regions = split_by_regions(maps, gt_masks)
     if regions.num_regions == 0 or regions.num_normal == 0:
         return dict(threshold=np.empty(0), fpr=np.empty(0), pro=np.empty(0))
     normal = np.sort(regions.normal_scores.astype(np.float64))
@@ -75,26 +77,31 @@ def pro_curve(maps: Sequence[np.ndarray], gt_masks: Sequence[np.ndarray],
     return dict(threshold=thresholds, fpr=fpr, pro=pro)
 
 
-def source_curves(source: str, scores: np.ndarray, maps: list[np.ndarray], image_labels: np.ndarray,
-                  gt_masks: list[np.ndarray]) -> dict[str, np.ndarray]:
+def _flat(arrays: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Every value of an (N, H, W) array or of a sequence of arrays, in order, as one 1-D array."""
+    if isinstance(arrays, np.ndarray):
+        return arrays.reshape(-1)
+    return np.concatenate([array.ravel() for array in arrays])
+
+
+def source_curves(source: str, scores: np.ndarray, maps: np.ndarray | Sequence[np.ndarray],
+                  image_labels: np.ndarray, gt_masks: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Every curve of one source (``fused`` or a branch), keyed ``<source>/<curve>/<axis>``.
 
     Args:
         source: Name of the scores.
         scores: Image scores (N,).
-        maps: Its maps at the evaluated resolution, (H_i, W_i) each.
+        maps: Its maps at the evaluated resolution, (M, H, W) or a sequence of (H_i, W_i).
         image_labels: Bool image labels (N,).
-        gt_masks: Bool masks at the evaluated resolution.
+        gt_masks: Bool masks at the evaluated resolution, of the maps' shapes.
 
     Returns:
         Arrays for ``np.savez``: ``image_roc`` and ``pixel_roc`` (``threshold``, ``fpr``, ``tpr``), ``image_pr``
         and ``pixel_pr`` (``threshold``, ``precision``, ``recall``) and ``pro`` (``threshold``, ``fpr``, ``pro``).
     """
     arrays = {}
-    pixel_labels = np.concatenate([mask.ravel() for mask in gt_masks])
-    pixel_scores = np.concatenate([score_map.ravel() for score_map in maps])
     for level, labels, values, limit in (('image', image_labels, scores, None),
-                                         ('pixel', pixel_labels, pixel_scores, MAX_CURVE_POINTS)):
+                                         ('pixel', _flat(gt_masks), _flat(maps), MAX_CURVE_POINTS)):
         curve = ranking_curve(labels, values, limit)
         arrays[f'{source}/{level}_roc/threshold'] = curve['threshold']
         arrays[f'{source}/{level}_roc/fpr'] = curve['fpr']
@@ -107,25 +114,28 @@ def source_curves(source: str, scores: np.ndarray, maps: list[np.ndarray], image
     return arrays
 
 
-def scores_csv(rows: Sequence[Mapping], branch_names: Sequence[str]) -> str:
+def scores_csv(samples: EvaluatedSamples, labels: np.ndarray) -> str:
     """The text of ``scores.csv``.
 
     Args:
-        rows: Per sample: ``name``, ``defect_type``, ``label`` (0/1 of the ground truth at the evaluated
-            resolution), ``scores`` (``fused`` and each branch), ``pred_label`` (0/1 or None) and ``gt_path``.
-        branch_names: The branches, in column order.
+        samples: The evaluated samples: names, defect types, scores of ``fused`` and each branch, decisions
+            (``pred_label``, or none) and ``gt_path``.
+        labels: Bool (N,) ground-truth image labels at the evaluated resolution.
 
     Returns:
         CSV with the header ``name,defect_type,label,score,pred_label,<branch>_score...,gt_path``.
     """
+    branch_names = [source for source in samples.sources if source != 'fused']
+    columns = [samples.scores(source).tolist() for source in ('fused', *branch_names)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(['name', 'defect_type', 'label', 'score', 'pred_label',
                      *(f'{name}_score' for name in branch_names), 'gt_path'])
-    for row in rows:
-        writer.writerow([row['name'], row['defect_type'], int(row['label']), repr(float(row['scores']['fused'])),
-                         '' if row['pred_label'] is None else int(row['pred_label']),
-                         *(repr(float(row['scores'][name])) for name in branch_names), row['gt_path'] or ''])
+    for index, (name, defect_type, label, pred_label, gt_path) in enumerate(zip(
+            samples.names, samples.defect_types, labels.tolist(), samples.pred_labels.tolist(), samples.gt_paths)):
+        score, *branch_scores = (column[index] for column in columns)
+        writer.writerow([name, defect_type, int(label), repr(score), '' if pred_label == NO_PRED_LABEL else pred_label,
+                         *(repr(branch_score) for branch_score in branch_scores), gt_path or ''])
     return buffer.getvalue()
 
 
