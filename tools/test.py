@@ -29,8 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true',
                         help='score under autocast: bfloat16 on CPU, float16 on CUDA (test_cfg.fp16=True)')
     parser.add_argument('--compile', action='store_true',
-                        help='compile the teacher and the student branches with torch.compile; the first batches '
-                        'are slow')
+                        help='compile the teacher and the student branches with PyTorch\'s compiler (the model\'s '
+                        'compile_parts); the first batches are slow')
     parser.add_argument('--data-root', help='data root of every dataloader\'s dataset (test, statistics)')
     parser.add_argument('--category', help='category of every dataloader\'s dataset')
     parser.add_argument(

@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='automatic mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on '
                         'CUDA (AutocastOptimWrapper)')
     parser.add_argument('--compile', action='store_true',
-                        help='compile the teacher and the student branches with torch.compile (the model\'s '
+                        help='compile the teacher and the student branches with PyTorch\'s compiler (the model\'s '
                         'compile_parts); the first iterations are slow')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
     parser.add_argument('--data-root', help='data root of every dataloader\'s dataset (train, statistics, test)')
