@@ -1,7 +1,7 @@
 """Train a model.
 
 ``python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--category NAME] [--resume [PATH]] [--overwrite]
-[--amp] [--dry-run] [--cfg-options KEY=VALUE ...]``.
+[--amp] [--compile] [--dry-run] [--cfg-options KEY=VALUE ...]``.
 
 Several processes: ``tools/dist_train.sh CONFIG GPUS`` (torchrun) or ``tools/slurm_train.sh`` (srun); see
 docs/distributed.md. ``--resume`` without a path continues from the last complete checkpoint of the work dir; a
@@ -15,6 +15,8 @@ import argparse
 import os
 import sys
 
+AMP_REPLACEABLE_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'AutocastOptimWrapper')
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Only the standard library is imported before the arguments are parsed: `--help` answers at once.
@@ -27,7 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--overwrite', action='store_true',
                         help='start a fresh run in a work dir that holds another run\'s checkpoints, deleting its '
                         'checkpoints and last_checkpoint first (its logs are kept)')
-    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on '
+                        'CUDA (AutocastOptimWrapper)')
+    parser.add_argument('--compile', action='store_true',
+                        help='compile the teacher and the student branches with PyTorch\'s compiler (the model\'s '
+                        'compile_parts); the first iterations are slow')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
     parser.add_argument('--data-root', help='data root of every dataloader\'s dataset (train, statistics, test)')
     parser.add_argument('--category', help='category of every dataloader\'s dataset')
@@ -57,13 +64,21 @@ def merge_args(args: argparse.Namespace):
     """
     from mmengine.logging import print_log
 
-    from mmad.utils import find_last_checkpoint
+    from mmad.utils import ConfigError, find_last_checkpoint
     from mmad.utils.tool_args import load_config
 
     cfg = load_config(args)
     if args.amp:
-        cfg.optim_wrapper.setdefault('type', 'OptimWrapper')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        own_types = {key: value['type'] for key, value in cfg.optim_wrapper.items()
+                     if isinstance(value, dict) and 'optimizer' in value and 'type' in value}
+        found = dict(own_types, optim_wrapper=cfg.optim_wrapper.get('type', 'OptimWrapper'))
+        other = {key: value for key, value in found.items() if value not in AMP_REPLACEABLE_WRAPPERS}
+        if other:
+            raise ConfigError(f'--amp replaces the optimiser wrapper by AutocastOptimWrapper, but {args.config} sets '
+                              f'{other}; expected one of {list(AMP_REPLACEABLE_WRAPPERS)}.')
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+        for key in own_types:
+            cfg.optim_wrapper[key].type = 'AutocastOptimWrapper'
     if args.resume == 'auto':
         checkpoint = find_last_checkpoint(cfg.work_dir)
         cfg.resume = checkpoint is not None
@@ -90,6 +105,25 @@ def warn_about_checkpoint_retention(cfg) -> None:
         print_log('default_hooks.checkpoint.max_keep_ckpts=1: mmengine deletes the previous checkpoint before it '
                   'writes the next one, so a failure during that write leaves no checkpoint. Keep at least 2.',
                   logger='current', level='WARNING')
+
+
+def compile_model(runner) -> None:
+    """Compile the model's teacher and branches in place; the train step's orchestration stays eager.
+
+    mmengine's ``cfg.compile`` would compile the whole ``train_step``, optimiser steps and backward included;
+    compiling the networks is the part that pays and keeps the checkpoint keys unchanged.
+
+    Raises:
+        SystemExit: The model has no ``compile_parts`` (e.g. CRD).
+    """
+    from mmengine.model import is_model_wrapper
+
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if not hasattr(model, 'compile_parts'):
+        sys.exit(f'train.py: error: --compile needs a model with compile_parts() (e.g. CRD), got '
+                 f'{type(model).__name__}.')
+    model.compile_parts()
+    runner.logger.info('Teacher and student branches compiled with torch.compile; the first iterations are slow.')
 
 
 def describe_training_failure(error: BaseException, work_dir: str, config: str) -> str | None:
@@ -163,6 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     barrier()
     runner = ScheduleFollowingRunner.from_cfg(cfg)
     silence_known_notices(runner.logger)
+    if args.compile:
+        compile_model(runner)
     if runner.rank == 0:
         for path in remove_temp_files(runner.work_dir):
             runner.logger.info(f'Removed {path}, left by a checkpoint write that was interrupted.')

@@ -273,7 +273,7 @@ class ValidationStatisticsHook(Hook):
         return progress % loop.val_interval == 0 or progress == maximum
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def fit_aggregator(model: nn.Module, dataloader: DataLoader,
                    show_progress: bool = False) -> dict[str, dict[str, float]]:
     """Fit ``model.aggregator`` on every raw branch map of ``dataloader``.
@@ -306,7 +306,7 @@ def fit_aggregator(model: nn.Module, dataloader: DataLoader,
     return aggregator.finalize()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_dataloader(model: nn.Module, dataloader: DataLoader, show_progress: bool = False
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Image scores (``pred_score`` of ``model.predict``) and labels of every sample of ``dataloader``.

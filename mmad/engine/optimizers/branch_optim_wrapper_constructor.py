@@ -25,7 +25,7 @@ class BranchOptimWrapperConstructor:
 
     - one entry per branch, keyed by modality, each with its own ``optimizer`` (and optionally ``constructor``,
       ``paramwise_cfg``, ``type``...). The other top-level keys are defaults shared by every entry, an entry's own
-      keys win: ``tools/train.py --amp`` sets the top-level ``type='AmpOptimWrapper'``, which reaches every entry
+      keys win: ``tools/train.py --amp`` sets the top-level ``type='AutocastOptimWrapper'``, which reaches every entry
       that does not set ``type`` itself::
 
         optim_wrapper = dict(constructor='BranchOptimWrapperConstructor', clip_grad=dict(max_norm=1.0),

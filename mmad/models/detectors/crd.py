@@ -20,6 +20,8 @@ from .crd_branch import CRDBranch
 from .decision_threshold import DecisionThreshold
 
 FeatureLists = dict[str, list[Tensor]]
+MEMORY_FORMATS = dict(channels_last=torch.channels_last, contiguous_format=torch.contiguous_format)
+DEFAULT_MEMORY_FORMAT = 'contiguous_format'
 
 
 @MODELS.register_module()
@@ -75,6 +77,11 @@ class CRD(BaseModel):
         gaussian_sigma: Standard deviation of the Gaussian smoothing of each branch map, in pixels.
         stop_gradients: Whether the branches use the paper-era code's stop-gradients (see :class:`CRDBranch`).
         share_projections: Whether each branch keeps one BP and one IBP for all its assists (see :class:`CRDBranch`).
+        memory_format: Memory layout of the model's 4D weights and of the images entering the teacher:
+            ``'channels_last'`` or ``'contiguous_format'`` (NCHW). Results agree to float tolerance (only the
+            order of summations changes). The default is NCHW because it was the faster one on the development
+            CPU (2-core AMD EPYC with AVX-512): the paper config's training step (2 images at 128x128, one thread)
+            took 1.9x as long in channels_last (median of 6 alternating runs; the backward convolutions dominate).
         data_preprocessor: Config or module of the data preprocessor (default ``dict(type='ADDataPreprocessor')``).
         init_cfg: mmengine initialisation config.
     """
@@ -95,6 +102,7 @@ class CRD(BaseModel):
                  gaussian_sigma: float = 4.0,
                  stop_gradients: bool = True,
                  share_projections: bool = False,
+                 memory_format: str = DEFAULT_MEMORY_FORMAT,
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None) -> None:
         if data_preprocessor is None:
@@ -131,6 +139,8 @@ class CRD(BaseModel):
                              f"from the aggregator config (got {aggregator['branch_names']!r}).")
         self.aggregator = AGGREGATORS.build(dict(aggregator, branch_names=self._branch_names))
         self.threshold = DecisionThreshold()
+        self.memory_format = self._check_memory_format(memory_format)
+        self.to(memory_format=self.memory_format)
 
     @property
     def branch_names(self) -> tuple[str, ...]:
@@ -192,7 +202,7 @@ class CRD(BaseModel):
         if missing:
             raise KeyError(f'CRD needs inputs for modalities {list(self.modalities)}; missing {missing} (got '
                            f'{sorted(inputs)}).')
-        images = [inputs[name] for name in self.modalities]
+        images = [inputs[name].contiguous(memory_format=self.memory_format) for name in self.modalities]
         if len({tuple(image.shape) for image in images}) > 1:
             return {name: list(self.teacher(image)) for name, image in zip(self.modalities, images)}
         level_chunks = [feat.chunk(len(images)) for feat in self.teacher(torch.cat(images))]
@@ -271,6 +281,37 @@ class CRD(BaseModel):
         log_vars.move_to_end('loss', last=False)
         return log_vars
 
+    def compile_parts(self, **compile_kwargs) -> None:
+        """Compile the teacher and every student branch in place with ``torch.compile``.
+
+        ``nn.Module.compile`` keeps the modules, their parameter names and the state dict as they are; the
+        orchestration (preprocessing, losses, optimiser steps) stays eager.
+
+        Args:
+            **compile_kwargs: Arguments of ``torch.compile`` (``mode``, ``dynamic``, ``backend``...).
+        """
+        self.teacher.compile(**compile_kwargs)
+        for name in self._branch_names:
+            branch = self._modules[f'branch_{name}']
+            (branch.module if is_model_wrapper(branch) else branch).compile(**compile_kwargs)
+
+    def val_step(self, data: dict | tuple | list) -> list[BaseDataElement]:
+        """Preprocess and predict under ``torch.inference_mode`` (no autograd bookkeeping at all).
+
+        Args:
+            data: A batch from the dataloader.
+
+        Returns:
+            The data samples filled by :meth:`predict`.
+        """
+        with torch.inference_mode():
+            return super().val_step(data)
+
+    def test_step(self, data: dict | tuple | list) -> list[BaseDataElement]:
+        """Preprocess and predict under ``torch.inference_mode``, like :meth:`val_step`."""
+        with torch.inference_mode():
+            return super().test_step(data)
+
     @torch.no_grad()
     def raw_branch_maps(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Unsmoothed anomaly map of every branch: sum over levels of the upsampled ``1 - cos(F_CA, T_m)``.
@@ -282,11 +323,14 @@ class CRD(BaseModel):
             Branch -> map of shape (B, H, W) at the size of the branch's input.
         """
         teacher_feats = self.extract_teacher_feats(inputs)
-        return {
-            name: cosine_distance_map(self._run_branch(name, teacher_feats)['output_feats'], teacher_feats[name],
-                                      size=tuple(inputs[name].shape[-2:]))
-            for name in self._branch_names
-        }
+        maps = {}
+        for name in self._branch_names:
+            output_feats = self._run_branch(name, teacher_feats)['output_feats']
+            with _float32_region(inputs[name]):
+                maps[name] = cosine_distance_map([feat.float() for feat in output_feats],
+                                                 [feat.float() for feat in teacher_feats[name]],
+                                                 size=tuple(inputs[name].shape[-2:]))
+        return maps
 
     @torch.no_grad()
     def predict(self, inputs: Mapping[str, Tensor],
@@ -301,9 +345,10 @@ class CRD(BaseModel):
             The samples with ``anomaly_map`` (H, W), ``pred_score`` (), ``branch_maps`` {branch: (H, W) smoothed}
             and ``branch_scores`` {branch: ()}; with a threshold set also ``pred_label`` (() long, 1 anomalous).
         """
-        branch_maps = {name: gaussian_smooth(raw_map, self.gaussian_sigma)
-                       for name, raw_map in self.raw_branch_maps(inputs).items()}
-        fused = self.aggregator(branch_maps)
+        raw_maps = self.raw_branch_maps(inputs)
+        with _float32_region(next(iter(raw_maps.values()))):
+            branch_maps = {name: gaussian_smooth(raw_map, self.gaussian_sigma) for name, raw_map in raw_maps.items()}
+            fused = self.aggregator(branch_maps)
         scores = fused.flatten(1).amax(dim=1)
         branch_scores = {name: branch_map.flatten(1).amax(dim=1) for name, branch_map in branch_maps.items()}
         labels = self.threshold(scores) if self.threshold.is_fitted else None
@@ -369,6 +414,12 @@ class CRD(BaseModel):
                              f'{list(configured)}.')
 
     @staticmethod
+    def _check_memory_format(memory_format: str) -> torch.memory_format:
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(f'CRD: memory_format must be one of {list(MEMORY_FORMATS)}, got {memory_format!r}.')
+        return MEMORY_FORMATS[memory_format]
+
+    @staticmethod
     def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
         if isinstance(modalities, str) or not modalities:
             raise ValueError(f'CRD: modalities must be a non-empty sequence of names, got {modalities!r}.')
@@ -387,6 +438,11 @@ class CRD(BaseModel):
         if unknown or len(set(branches)) != len(branches):
             raise ValueError(f'CRD: branches must be distinct modalities of {modalities}, got {tuple(branches)}.')
         return tuple(branches)
+
+
+def _float32_region(like: Tensor) -> torch.autocast:
+    """A region without autocast on ``like``'s device: maps, smoothing and fusion stay float32 under ``--amp``."""
+    return torch.autocast(like.device.type, enabled=False)
 
 
 def _with_shapes(cfg: dict, part: str, **shapes) -> dict:
