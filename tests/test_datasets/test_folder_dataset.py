@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.structures import BaseDataElement
 
@@ -300,25 +301,35 @@ CONFIG_MODALITIES = {
 SMALL_RUN = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
              'train_dataloader.persistent_workers=False', 'val_stats_dataloader.num_workers=0',
              'test_dataloader.num_workers=0']
+SMALL_SIZE = 64  # the tree's images are 32x32: the configs' 256 px only enlarge them
+
+
+def small_size_options(config: str) -> list[str]:
+    """--cfg-options setting the size of every pipeline step that has one to SMALL_SIZE."""
+    cfg = Config.fromfile(REPO / 'configs' / 'folder' / config)
+    return [f'{loader}.dataset.pipeline.{index}.size={SMALL_SIZE}'
+            for loader in ('train_dataloader', 'val_stats_dataloader', 'test_dataloader')
+            for index, step in enumerate(cfg[loader].dataset.pipeline) if 'size' in step]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', sorted(CONFIG_MODALITIES))
 def test_config_trains_and_tests_on_a_free_layout(config, source_tree, tmp_path):
-    """Each config of configs/folder trains one epoch and tests on the tree, which stays untouched."""
+    """Each config of configs/folder trains one epoch and tests on the tree (at 64 px), which stays untouched."""
     before = snapshot(source_tree)
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
     work_dir = tmp_path / 'work'
     common = ['--data-root', str(source_tree), '--work-dir', str(work_dir)]
+    small_size = small_size_options(config)
     subprocess.run([sys.executable, 'tools/train.py', f'configs/folder/{config}', *common, '--cfg-options',
-                    *SMALL_RUN], cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+                    *SMALL_RUN, *small_size], cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
     checkpoint = torch.load(work_dir / 'epoch_1.pth', map_location='cpu', weights_only=True)
     holdout = checkpoint['meta']['dataset_meta']['holdout']
     assert holdout['normal_samples'] == 10 and len(holdout['held_out']) == 2 and holdout['seed'] == 0
     assert checkpoint['meta']['mmad']['modalities'] == CONFIG_MODALITIES[config]
     subprocess.run([sys.executable, 'tools/test.py', f'configs/folder/{config}', str(work_dir / 'epoch_1.pth'),
-                    *common, '--cfg-options', 'test_dataloader.num_workers=0'], cwd=REPO, env=env, check=True,
-                   capture_output=True, timeout=600)
+                    *common, '--cfg-options', 'test_dataloader.num_workers=0', *small_size], cwd=REPO, env=env,
+                   check=True, capture_output=True, timeout=600)
     metrics = json.loads((work_dir / 'metrics.json').read_text())
     fused = metrics['fused']
     assert set(fused) == {'all', 'crack', 'color'}
