@@ -2,9 +2,12 @@
 import hashlib
 import json
 
+import pytest
 from process_helpers import python_tool, run_ok
 
 from mmad.utils import load_from_local_safely
+
+pytestmark = pytest.mark.slow  # publish_model.py and tools/test.py processes
 
 
 def test_published_checkpoint_is_small_hashed_and_tests_the_same(tiny_run, tmp_path):

@@ -1,11 +1,14 @@
 """A run SIGKILLed mid-epoch and resumed with --resume ends exactly where an uninterrupted run ends."""
 import signal
 
+import pytest
 import torch
 from process_helpers import python_tool, run, run_ok, tool_env
 from tiny_config import NUM_TRAIN, write_tiny_config
 
 from mmad.utils import find_last_checkpoint, load_from_local_safely
+
+pytestmark = pytest.mark.slow  # two tools/train.py processes
 
 ITERS_PER_EPOCH = NUM_TRAIN // 2
 
