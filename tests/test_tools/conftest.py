@@ -25,8 +25,7 @@ def tiny_run(tmp_path_factory, data_root) -> dict:
     """tools/train.py (2 epochs of the tiny config, --overwrite into a work dir holding an earlier run's checkpoints),
     then tools/test.py --show-dir of its last checkpoint, both with --tensorboard where it is installed.
 
-    Every test reading it only reads: the training's work dir and console output, the test's work dir, output and
-    panels, and the config.
+    The tests only read it: the config, the training's work dir and console output, the test's work dir and panels.
     """
     folder = tmp_path_factory.mktemp('tiny_run')
     config = write_tiny_config(folder / 'tiny.py', data_root)
@@ -35,10 +34,10 @@ def tiny_run(tmp_path_factory, data_root) -> dict:
     train = run_ok(python_tool('train.py', str(config), '--work-dir', str(train_dir), '--overwrite', *tensorboard),
                    cwd=folder)
     checkpoint = train_dir / 'epoch_2.pth'
-    test = run_ok(python_tool('test.py', str(config), str(checkpoint), '--work-dir', str(test_dir), *tensorboard,
-                              '--show-dir', str(folder / 'show')), cwd=folder)
-    return dict(folder=folder, config=config, train_dir=train_dir, test_dir=test_dir, checkpoint=checkpoint,
-                show_dir=folder / 'show', train_output=train.output, test_output=test.output)
+    run_ok(python_tool('test.py', str(config), str(checkpoint), '--work-dir', str(test_dir), *tensorboard,
+           '--show-dir', str(folder / 'show')), cwd=folder)
+    return dict(config=config, train_dir=train_dir, test_dir=test_dir, checkpoint=checkpoint, show_dir=folder / 'show',
+                train_output=train.output)
 
 
 @pytest.fixture(scope='session')
