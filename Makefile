@@ -1,10 +1,11 @@
-# The two commands of the README: `make demo` and `make test`. Both set up .venv first (idempotent).
+# The commands of the README: `make demo` and `make test` (`make test-quick` while developing). All set up .venv
+# first (idempotent).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Run as if the venv were activated, so that tools calling `python` (e.g. tools/dist_train.sh) use it.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test test-quick lint
 
 setup:
 	@bash tools/setup_env.sh
@@ -14,6 +15,10 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -q
+
+# Everything but the tests marked slow (end-to-end trainings, multi-process runs): docs/testing.md.
+test-quick: lint
+	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
 	$(PY) tools/run_demo.py

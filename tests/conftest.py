@@ -4,6 +4,7 @@ import socket
 
 import pytest
 import torch.distributed as torch_dist
+from tiny_crd_model import train_tiny_model
 
 
 @pytest.fixture
@@ -28,3 +29,13 @@ def derived_cache_dir(tmp_path_factory):
         del os.environ['MMAD_CACHE_DIR']
     else:
         os.environ['MMAD_CACHE_DIR'] = previous
+
+
+@pytest.fixture(scope='session')
+def tiny_crd(tmp_path_factory) -> dict:
+    """The tiny CRD of tiny_crd_model.py, trained once per session; its tests only read what it wrote.
+
+    Returns:
+        ``dict(config=..., checkpoint=..., data_root=..., category_dir=..., work_dir=...)`` (paths).
+    """
+    return train_tiny_model(tmp_path_factory.mktemp('tiny_crd'))

@@ -1,9 +1,7 @@
 """FolderDataset: free layouts, the seeded hold-out, 16-bit depth PNGs, bad input, and the configs of configs/folder."""
+import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.structures import BaseDataElement
 
@@ -277,17 +276,22 @@ def test_samples_without_mask_count_in_image_metrics_only(tmp_path):
     assert [int(row[label_column]) for row in labels[1:]] == [0] * 4 + [1] * 6
 
 
-@pytest.mark.slow
+def load_tool(name: str):
+    """tools/<name>.py imported as a module (its main() takes the command-line arguments)."""
+    spec = importlib.util.spec_from_file_location(f'mmad_folder_test_{Path(name).name}', REPO / 'tools' / f'{name}.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 def test_dry_run_reports_a_broken_tree(tree):
     (tree / 'crack' / 'part_013.tiff').unlink()
     before = snapshot(tree)
-    result = subprocess.run([sys.executable, 'tools/train.py', 'configs/folder/crd_folder_rgbd.py', '--data-root',
-                             str(tree), '--work-dir', str(tree.parent / 'work'), '--dry-run'], cwd=REPO,
-                            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO)), capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode != 0
+    with pytest.raises(SystemExit) as exited:
+        load_tool('train').main([str(REPO / 'configs' / 'folder' / 'crd_folder_rgbd.py'), '--data-root', str(tree),
+                                 '--work-dir', str(tree.parent / 'work'), '--dry-run'])
     assert (f"sample 'part_013' has no xyz file (expected '*.tiff' under {tree / 'crack'}; found "
-            f"{tree / 'crack' / 'part_013.jpg'}") in result.stdout + result.stderr
+            f"{tree / 'crack' / 'part_013.jpg'}") in str(exited.value.code)
     assert snapshot(tree) == before
 
 
@@ -300,25 +304,33 @@ CONFIG_MODALITIES = {
 SMALL_RUN = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
              'train_dataloader.persistent_workers=False', 'val_stats_dataloader.num_workers=0',
              'test_dataloader.num_workers=0']
+SMALL_SIZE = 64  # the tree's images are 32x32: the configs' 256 px only enlarge them
+
+
+def small_size_options(config: str) -> list[str]:
+    """--cfg-options setting the size of every pipeline step that has one to SMALL_SIZE."""
+    cfg = Config.fromfile(REPO / 'configs' / 'folder' / config)
+    return [f'{loader}.dataset.pipeline.{index}.size={SMALL_SIZE}'
+            for loader in ('train_dataloader', 'val_stats_dataloader', 'test_dataloader')
+            for index, step in enumerate(cfg[loader].dataset.pipeline) if 'size' in step]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', sorted(CONFIG_MODALITIES))
 def test_config_trains_and_tests_on_a_free_layout(config, source_tree, tmp_path):
-    """Each config of configs/folder trains one epoch and tests on the tree, which stays untouched."""
+    """Each config of configs/folder trains one epoch and tests on the tree (at 64 px), which stays untouched."""
     before = snapshot(source_tree)
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
     work_dir = tmp_path / 'work'
+    config_path = str(REPO / 'configs' / 'folder' / config)
     common = ['--data-root', str(source_tree), '--work-dir', str(work_dir)]
-    subprocess.run([sys.executable, 'tools/train.py', f'configs/folder/{config}', *common, '--cfg-options',
-                    *SMALL_RUN], cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    small_size = small_size_options(config)
+    load_tool('train').main([config_path, *common, '--cfg-options', *SMALL_RUN, *small_size])
     checkpoint = torch.load(work_dir / 'epoch_1.pth', map_location='cpu', weights_only=True)
     holdout = checkpoint['meta']['dataset_meta']['holdout']
     assert holdout['normal_samples'] == 10 and len(holdout['held_out']) == 2 and holdout['seed'] == 0
     assert checkpoint['meta']['mmad']['modalities'] == CONFIG_MODALITIES[config]
-    subprocess.run([sys.executable, 'tools/test.py', f'configs/folder/{config}', str(work_dir / 'epoch_1.pth'),
-                    *common, '--cfg-options', 'test_dataloader.num_workers=0'], cwd=REPO, env=env, check=True,
-                   capture_output=True, timeout=600)
+    load_tool('test').main([config_path, str(work_dir / 'epoch_1.pth'), *common, '--cfg-options',
+                            'test_dataloader.num_workers=0', *small_size])
     metrics = json.loads((work_dir / 'metrics.json').read_text())
     fused = metrics['fused']
     assert set(fused) == {'all', 'crack', 'color'}
@@ -332,17 +344,13 @@ def test_config_trains_and_tests_on_a_free_layout(config, source_tree, tmp_path)
     assert snapshot(source_tree) == before
 
 
-def test_browse_dataset_shows_each_modality_of_a_folder_config(source_tree, tmp_path):
+def test_browse_dataset_shows_each_modality_of_a_folder_config(source_tree, tmp_path, capsys):
     """tools/analysis_tools/browse_dataset.py on a FolderDataset config: rgb, 16-bit png depth and the mask."""
     before = snapshot(source_tree)
     out = tmp_path / 'browse'
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
-    finished = subprocess.run([sys.executable, 'tools/analysis_tools/browse_dataset.py',
-                               'configs/folder/crd_folder_rgbd_png.py', '--data-root', str(source_tree), '--num', '3',
-                               '--out', str(out)],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr
-    assert '3 samples of the test split' in finished.stdout
+    load_tool('analysis_tools/browse_dataset').main([str(REPO / 'configs' / 'folder' / 'crd_folder_rgbd_png.py'),
+                                                     '--data-root', str(source_tree), '--num', '3', '--out', str(out)])
+    assert '3 samples of the test split' in capsys.readouterr().out
     from mmad.visualization import TITLE_BAR
     files = sorted(out.rglob('*.png'))
     assert len(files) == 3

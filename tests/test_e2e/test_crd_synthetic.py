@@ -15,6 +15,8 @@ from mmengine.runner import Runner
 from mmad.datasets.synthetic import make_synthetic_mvtec3d
 from mmad.utils import load_from_local_safely, register_all_modules, to_safe_checkpoint
 
+pytestmark = pytest.mark.slow  # trains the demo config (30 epochs)
+
 CONFIG = str(Path(__file__).resolve().parents[2] / 'configs' / 'crd' / 'crd_demo_synthetic.py')
 DATA_SEED = 1
 MODEL_SEED = 0

@@ -60,6 +60,7 @@ def tiny_config(name: str, data_root: Path, work_dir: Path) -> Config:
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(DATASETS))
 def test_three_branches_train_and_test(name, data_roots, tmp_path):
     register_all_modules()

@@ -58,9 +58,11 @@ class ToyMapModel(nn.Module):
 
 
 def build_crd(**kwargs):
+    """A small CRD: resnet18 layers 1-2 (random weights) as the teacher, so students of two levels."""
     torch.manual_seed(0)
     return MODELS.build(dict(
-        type='CRD', modalities=('rgb', 'depth'), teacher=dict(type='TimmEncoder', model_name='resnet18'),
+        type='CRD', modalities=('rgb', 'depth'),
+        teacher=dict(type='TimmEncoder', model_name='resnet18', strides=(4, 8)),
         crossmodal_filter=False, crossmodal_amplifier=True,
         data_preprocessor=dict(type='ADDataPreprocessor', modalities=dict(rgb=NORMALISATION, depth=NORMALISATION)),
         **kwargs))

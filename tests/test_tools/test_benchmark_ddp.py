@@ -1,12 +1,14 @@
 """tools/analysis_tools/benchmark_ddp.py measures 1 and 2 processes on the tiny config in one run."""
 import json
 
+import pytest
 from process_helpers import load_tool, python_tool, run_ok
 from tiny_config import write_tiny_config
 
 benchmark = load_tool('analysis_tools/benchmark_ddp.py')
 
 
+@pytest.mark.slow
 def test_measures_one_and_two_processes(data_root, tmp_path):
     config = write_tiny_config(tmp_path / 'tiny_benchmark.py', data_root)
     out = tmp_path / 'throughput.json'

@@ -7,6 +7,8 @@ import pytest
 from process_helpers import TOOLS, free_port, python_tool, run_all, tool_env
 from tiny_config import NUM_TEST, write_tiny_config
 
+pytestmark = pytest.mark.slow  # tools/test.py and a 2-process tools/dist_test.sh
+
 RECORDING_METRIC = "test_evaluator = dict(type='RecordingADMetric', integration_limits=(0.3, ), out_dir='{out_dir}')"
 
 

@@ -1,8 +1,11 @@
 """torchrun with 2 processes on CPU (gloo): DDP keeps parameters, BatchNorm buffers and optimisers identical."""
+import pytest
 import torch
 from tiny_config import NUM_TRAIN
 
 from mmad.utils import load_from_local_safely
+
+pytestmark = pytest.mark.slow  # a 2-process torchrun training
 
 
 def _flatten(state, prefix=''):

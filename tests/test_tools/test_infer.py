@@ -10,18 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test_apis'))
-from tiny_crd_model import HEIGHT, WIDTH, train_tiny_model  # noqa: E402
+from tiny_crd_model import HEIGHT, WIDTH
 
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'infer.py'
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    torch.set_num_threads(2)
-    return train_tiny_model(tmp_path_factory.mktemp('tiny_crd_cli'))
 
 
 @pytest.fixture(scope='module')
@@ -37,15 +28,15 @@ def read_rows(out: Path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def test_category_root_with_bad_samples(trained, infer_tool, tmp_path):
+def test_category_root_with_bad_samples(tiny_crd, infer_tool, tmp_path):
     root = tmp_path / 'category'
-    shutil.copytree(trained['category_dir'] / 'test', root / 'test')
+    shutil.copytree(tiny_crd['category_dir'] / 'test', root / 'test')
     (root / 'test' / 'dent' / 'xyz' / '001.tiff').unlink()  # missing modality
     (root / 'test' / 'crack' / 'rgb' / '001.png').write_bytes(b'not a png')  # unreadable
     out = tmp_path / 'out'
     skipped = r'skipped: sample test/dent/001: missing modality xyz; the test pipeline reads rgb, xyz \(got rgb\)'
     with pytest.warns(UserWarning, match=skipped):
-        infer_tool.main([str(trained['config']), str(trained['checkpoint']), str(root), '--out', str(out),
+        infer_tool.main([str(tiny_crd['config']), str(tiny_crd['checkpoint']), str(root), '--out', str(out),
                          '--batch-size', '3'])
     rows = read_rows(out)
     assert [row['name'] for row in rows] == sorted(row['name'] for row in rows) and len(rows) == 8
@@ -70,10 +61,10 @@ def test_category_root_with_bad_samples(trained, infer_tool, tmp_path):
     assert content['threshold_rule'] == 'quantile' and content['threshold'] == threshold
 
 
-def test_one_sample_by_its_files_and_the_threshold_flag(trained, infer_tool, tmp_path, capsys):
-    folder = trained['category_dir'] / 'test' / 'color'
+def test_one_sample_by_its_files_and_the_threshold_flag(tiny_crd, infer_tool, tmp_path, capsys):
+    folder = tiny_crd['category_dir'] / 'test' / 'color'
     out = tmp_path / 'one'
-    infer_tool.main([str(trained['config']), str(trained['checkpoint']), '--rgb', str(folder / 'rgb' / '000.png'),
+    infer_tool.main([str(tiny_crd['config']), str(tiny_crd['checkpoint']), '--rgb', str(folder / 'rgb' / '000.png'),
                      '--xyz', str(folder / 'xyz' / '000.tiff'), '--out', str(out), '--threshold=-1e9'])
     (row, ) = read_rows(out)
     assert row['name'] == '000' and row['status'] == 'ok' and row['decision'] == '1'
@@ -81,22 +72,22 @@ def test_one_sample_by_its_files_and_the_threshold_flag(trained, infer_tool, tmp
     assert 'Inference summary' in capsys.readouterr().out
     assert json.loads((out / 'results.json').read_text())['threshold_rule'] == 'manual'
     # a file inside a modality folder names its sample; a work dir stands for its last checkpoint
-    infer_tool.main([str(trained['config']), str(trained['work_dir']), str(folder / 'rgb' / '001.png'),
+    infer_tool.main([str(tiny_crd['config']), str(tiny_crd['work_dir']), str(folder / 'rgb' / '001.png'),
                      '--out', str(out), '--no-overlays'])
     (row, ) = read_rows(out)
     assert row['name'] == 'color/001' and np.isfinite(float(row['score']))
-    assert json.loads((out / 'results.json').read_text())['checkpoint'] == str(trained['checkpoint'])
+    assert json.loads((out / 'results.json').read_text())['checkpoint'] == str(tiny_crd['checkpoint'])
 
 
-def test_nothing_scored_and_bad_paths_end_with_one_line(trained, infer_tool, tmp_path):
+def test_nothing_scored_and_bad_paths_end_with_one_line(tiny_crd, infer_tool, tmp_path):
     with pytest.raises(SystemExit, match=r'infer.py: error: .*nowhere does not exist; expected a sample file'):
-        infer_tool.main([str(trained['config']), str(trained['checkpoint']), str(tmp_path / 'nowhere')])
+        infer_tool.main([str(tiny_crd['config']), str(tiny_crd['checkpoint']), str(tmp_path / 'nowhere')])
     folder = tmp_path / 'bad' / 'rgb'
     folder.mkdir(parents=True)
     (folder / '000.png').write_bytes(b'')
     with pytest.warns(UserWarning, match='skipped'), \
             pytest.raises(SystemExit, match='none of the 1 samples could be scored'):
-        infer_tool.main([str(trained['config']), str(trained['checkpoint']), str(tmp_path / 'bad'), '--out',
+        infer_tool.main([str(tiny_crd['config']), str(tiny_crd['checkpoint']), str(tmp_path / 'bad'), '--out',
                          str(tmp_path / 'out')])
 
 

@@ -1,9 +1,12 @@
 """Two "nodes" on localhost: two tools/dist_train.sh invocations (NNODES=2, NODE_RANK 0 and 1, static rendezvous)."""
+import pytest
 import torch
 from process_helpers import TOOLS, free_port, run_all, tool_env
 from tiny_config import write_tiny_config
 
 from mmad.utils import load_from_local_safely
+
+pytestmark = pytest.mark.slow  # two 1-process torchrun "nodes" training together
 
 
 def test_two_nodes_train_together(data_root, tmp_path):

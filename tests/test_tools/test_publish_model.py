@@ -2,19 +2,17 @@
 import hashlib
 import json
 
-from process_helpers import python_tool, run_all, run_ok
-from tiny_config import write_tiny_config
+import pytest
+from process_helpers import python_tool, run_ok
 
 from mmad.utils import load_from_local_safely
 
-ONE_EPOCH = 'train_cfg = dict(max_epochs=1)'
+pytestmark = pytest.mark.slow  # publish_model.py and tools/test.py processes
 
 
-def test_published_checkpoint_is_small_hashed_and_tests_the_same(data_root, tmp_path):
-    config = write_tiny_config(tmp_path / 'tiny.py', data_root, extra=ONE_EPOCH)
-    run_ok(python_tool('train.py', str(config), '--work-dir', str(tmp_path / 'train')), tmp_path)
-    original = tmp_path / 'train' / 'epoch_1.pth'
-
+def test_published_checkpoint_is_small_hashed_and_tests_the_same(tiny_run, tmp_path):
+    """The last checkpoint of the session's tiny run, published, then tested like the original was in that run."""
+    original = tiny_run['checkpoint']
     finished = run_ok(python_tool('model_converters/publish_model.py', str(original), str(tmp_path / 'crd_tiny.pth')),
                       tmp_path)
     published = list(tmp_path.glob('crd_tiny-*.pth'))
@@ -35,10 +33,9 @@ def test_published_checkpoint_is_small_hashed_and_tests_the_same(data_root, tmp_
     assert all((value == before['state_dict'][key]).all() for key, value in after['state_dict'].items())
     assert published.stat().st_size < original.stat().st_size / 2  # Adam's two moments are gone
 
-    results = run_all([(python_tool('test.py', str(config), str(path), '--work-dir', str(tmp_path / name)), tmp_path,
-                        None) for name, path in (('test_original', original), ('test_published', published))])
-    assert [result.returncode for result in results] == [0, 0], results[1].output[-6000:]
-    metrics = [json.loads((tmp_path / name / 'metrics.json').read_text())
-               for name in ('test_original', 'test_published')]
+    run_ok(python_tool('test.py', str(tiny_run['config']), str(published), '--work-dir', str(tmp_path / 'test')),
+           tmp_path)
+    metrics = [json.loads((folder / 'metrics.json').read_text())
+               for folder in (tiny_run['test_dir'], tmp_path / 'test')]
     assert {key: metrics[0][key] for key in ('fused', 'rgb', 'depth')} == {
         key: metrics[1][key] for key in ('fused', 'rgb', 'depth')}

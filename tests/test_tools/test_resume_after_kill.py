@@ -1,11 +1,14 @@
 """A run SIGKILLed mid-epoch and resumed with --resume ends exactly where an uninterrupted run ends."""
 import signal
 
+import pytest
 import torch
-from process_helpers import python_tool, run_all, run_ok, tool_env
+from process_helpers import python_tool, run, run_ok, tool_env
 from tiny_config import NUM_TRAIN, write_tiny_config
 
 from mmad.utils import find_last_checkpoint, load_from_local_safely
+
+pytestmark = pytest.mark.slow  # two tools/train.py processes
 
 ITERS_PER_EPOCH = NUM_TRAIN // 2
 
@@ -26,16 +29,14 @@ def _assert_equal(left, right, path='checkpoint'):
         assert left == right, path
 
 
-def test_killed_run_resumes_to_the_uninterrupted_state(data_root, tmp_path):
+def test_killed_run_resumes_to_the_uninterrupted_state(data_root, tiny_run, tmp_path):
+    """The uninterrupted reference: the session's tiny run (the same config, 2 epochs, in one go)."""
     config = write_tiny_config(tmp_path / 'tiny.py', data_root)
     # SIGKILL in epoch 2, after its second iteration.
     kill_at = ITERS_PER_EPOCH + 2
     killed_config = write_tiny_config(tmp_path / 'tiny_killed.py', data_root,
                                       extra_hooks=(f"dict(type='SigkillAtIterationHook', iteration={kill_at})", ))
-    reference_result, killed_result = run_all([
-        (python_tool('train.py', str(config), '--work-dir', str(tmp_path / 'reference')), tmp_path, None),
-        (python_tool('train.py', str(killed_config), '--work-dir', str(tmp_path / 'run')), tmp_path, None)])
-    assert reference_result.returncode == 0, reference_result.output[-6000:]
+    killed_result = run(python_tool('train.py', str(killed_config), '--work-dir', str(tmp_path / 'run')), tmp_path)
     assert killed_result.returncode == -signal.SIGKILL, killed_result.output[-6000:]
     assert f'Epoch(train) [2][1/{ITERS_PER_EPOCH}]' in killed_result.output
     assert find_last_checkpoint(str(tmp_path / 'run')) == str(tmp_path / 'run' / 'epoch_1.pth')
@@ -47,7 +48,7 @@ def test_killed_run_resumes_to_the_uninterrupted_state(data_root, tmp_path):
     assert f'Epoch(train) [2][1/{ITERS_PER_EPOCH}]' in resumed.output
     assert 'Epoch(train) [1]' not in resumed.output
 
-    expected = load_from_local_safely(str(tmp_path / 'reference' / 'epoch_2.pth'))
+    expected = load_from_local_safely(str(tiny_run['checkpoint']))
     actual = load_from_local_safely(str(tmp_path / 'run' / 'epoch_2.pth'))
     for key in ('state_dict', 'optimizer', 'param_schedulers'):
         _assert_equal(actual[key], expected[key], key)

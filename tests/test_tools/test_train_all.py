@@ -23,6 +23,7 @@ def two_categories(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_trains_tests_and_tabulates_every_category_then_skips_them(two_categories, tmp_path):
     config = write_tiny_config(tmp_path / 'tiny_crd.py', two_categories, extra='train_cfg = dict(max_epochs=1)')
     work = tmp_path / 'runs'

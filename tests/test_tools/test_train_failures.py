@@ -25,6 +25,7 @@ WORKER_KILLER = """train_dataloader = dict(batch_size=2, num_workers=1, persiste
     category=category, pipeline=train_pipeline))"""
 
 
+@pytest.mark.slow
 def test_disk_full_and_dead_worker_end_with_a_message_and_an_intact_checkpoint(data_root, tmp_path):
     disk_config = write_tiny_config(tmp_path / 'disk_full.py', data_root, extra=DISK_FULL)
     worker_config = write_tiny_config(tmp_path / 'worker_death.py', data_root,
@@ -98,6 +99,7 @@ def test_worker_exception_is_reported_as_such_and_a_worker_death_as_one(tmp_path
     assert 'a data-loader worker process died: DataLoader worker (pid 4242)' in describe_environment_failure(death)
 
 
+@pytest.mark.slow
 def test_corrupt_file_read_in_a_worker_is_named(data_root, tmp_path):
     data = tmp_path / 'data'
     shutil.copytree(data_root, data)

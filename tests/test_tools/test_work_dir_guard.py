@@ -2,21 +2,12 @@
 import json
 
 import pytest
-from process_helpers import load_tool, python_tool, run_all
-from tiny_config import write_tiny_config
+from process_helpers import load_tool
+from tiny_config import earlier_run, write_tiny_config
 
 from mmad.utils import find_last_checkpoint, load_from_local_safely, previous_run_files
 
 train_tool = load_tool('train.py')
-
-
-def earlier_run(work_dir):
-    work_dir.mkdir()
-    for name in ('epoch_2.pth', 'epoch_3.pth'):
-        (work_dir / name).write_bytes(b'earlier run')
-    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_3.pth'))
-    (work_dir / '20260101_000000').mkdir()
-    return work_dir
 
 
 def test_fresh_run_into_a_work_dir_with_checkpoints_is_refused(data_root, tmp_path):
@@ -32,29 +23,18 @@ def test_fresh_run_into_a_work_dir_with_checkpoints_is_refused(data_root, tmp_pa
     assert previous_run_files(str(tmp_path / 'empty')) == []
 
 
-@pytest.fixture(scope='module')
-def overwritten_run(data_root, tmp_path_factory):
-    """A one-epoch training with --overwrite into a work dir holding an earlier run's checkpoints: (dir, output)."""
-    tmp_path = tmp_path_factory.mktemp('overwrite')
-    work_dir = earlier_run(tmp_path / 'work')
-    config = write_tiny_config(tmp_path / 'tiny.py', data_root, extra='train_cfg = dict(max_epochs=1)')
-    [result] = run_all([(python_tool('train.py', str(config), '--work-dir', str(work_dir), '--overwrite'), tmp_path,
-                         None)])
-    assert result.returncode == 0, result.output[-6000:]
-    return work_dir, result.output
-
-
-def test_overwrite_deletes_the_earlier_checkpoints_before_training(overwritten_run):
-    work_dir, output = overwritten_run
+def test_overwrite_deletes_the_earlier_checkpoints_before_training(tiny_run):
+    """The session's tiny run trained 2 epochs with --overwrite into a work dir holding an earlier run's files."""
+    work_dir, output = tiny_run['train_dir'], tiny_run['train_output']
     assert f"--overwrite: deleted the earlier run's epoch_2.pth, epoch_3.pth, last_checkpoint in {work_dir}" in output
-    assert sorted(path.name for path in work_dir.glob('*.pth')) == ['epoch_1.pth']
-    assert find_last_checkpoint(str(work_dir)) == str(work_dir / 'epoch_1.pth')
-    assert load_from_local_safely(str(work_dir / 'epoch_1.pth'))['meta']['epoch'] == 1
+    assert sorted(path.name for path in work_dir.glob('*.pth')) == ['epoch_1.pth', 'epoch_2.pth']
+    assert find_last_checkpoint(str(work_dir)) == str(work_dir / 'epoch_2.pth')
+    assert load_from_local_safely(str(work_dir / 'epoch_2.pth'))['meta']['epoch'] == 2
     assert (work_dir / '20260101_000000').is_dir()
 
 
-def test_console_log_is_one_short_line_per_interval_and_the_scalar_log_keeps_every_loss(overwritten_run):
-    work_dir, output = overwritten_run
+def test_console_log_is_one_short_line_per_interval_and_the_scalar_log_keeps_every_loss(tiny_run):
+    work_dir, output = tiny_run['train_dir'], tiny_run['train_output']
     lines = [line for line in output.splitlines() if 'Epoch(train) [1]' in line]
     assert len(lines) == 4  # 8 samples, batch 2, logger interval 1
     assert all('  loss: ' in line and 'rgb.loss: ' in line and 'depth.loss: ' in line for line in lines)

@@ -1,4 +1,4 @@
-"""The tiny CRD config of the tool tests and the size of its synthetic data."""
+"""The tiny CRD config of the tool tests, the size of its synthetic data, and the work dir of an earlier run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,3 +57,13 @@ def write_tiny_config(path: Path, data_root: Path, extra_hooks: tuple[str, ...] 
     path.write_text(TINY_CONFIG.format(base=base, data_root=data_root, category=category, extra_hooks=hooks,
                                        extra=extra))
     return path
+
+
+def earlier_run(work_dir: Path) -> Path:
+    """Make ``work_dir`` hold the checkpoints of an earlier run (placeholder bytes) and its timestamped log folder."""
+    work_dir.mkdir()
+    for name in ('epoch_2.pth', 'epoch_3.pth'):
+        (work_dir / name).write_bytes(b'earlier run')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_3.pth'))
+    (work_dir / '20260101_000000').mkdir()
+    return work_dir

@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 from mmad.datasets.synthetic import make_synthetic_mvtec3d
 from mmad.utils import register_all_modules
 
-CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 HEIGHT, WIDTH = 48, 64
 SIZE = 64
 CONFIG_TEXT = f"""
