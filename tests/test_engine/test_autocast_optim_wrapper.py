@@ -19,10 +19,9 @@ from mmad.registry import MODELS, OPTIM_WRAPPERS
 from mmad.utils import ConfigError, register_all_modules
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / 'test_apis'))
 sys.path.insert(0, str(TESTS / 'test_models'))
 from test_crd import build_crd, make_batch  # noqa: E402
-from tiny_crd_model import train_tiny_model, write_config  # noqa: E402
+from tiny_crd_model import write_config  # noqa: E402
 
 AMP_OPTIM = dict(constructor='BranchOptimWrapperConstructor', type='AutocastOptimWrapper',
                  optimizer=dict(type='Adam', lr=0.005, betas=(0.5, 0.999)))
@@ -85,10 +84,8 @@ def test_test_amp_flag_sets_fp16_scoring(tmp_path):
     assert cfg.test_cfg == dict(type='TestLoop', fp16=True)
 
 
-@pytest.mark.slow
-def test_maps_under_autocast_agree_with_float32(tmp_path):
-    torch.set_num_threads(2)
-    trained = train_tiny_model(tmp_path)
+def test_maps_under_autocast_agree_with_float32(tiny_crd):
+    trained = tiny_crd
     register_all_modules()
     cfg = Config.fromfile(str(trained['config']))
     model = MODELS.build(cfg.model)
@@ -116,12 +113,9 @@ def test_maps_under_autocast_agree_with_float32(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_tool_trains_under_amp_on_cpu(tmp_path):
+def test_train_tool_trains_under_amp_on_cpu(tmp_path, tiny_crd):
     train = load_tool('train')
-    trained_dir = tmp_path / 'reference'
-    trained_dir.mkdir()
-    data = train_tiny_model(trained_dir)  # generates the data (and checks the fp32 run) once
-    config = write_config(tmp_path / 'tiny_amp.py', data['data_root'])
+    config = write_config(tmp_path / 'tiny_amp.py', tiny_crd['data_root'])
     work_dir = tmp_path / 'amp_work'
     train.main([str(config), '--amp', '--work-dir', str(work_dir)])
     checkpoint = torch.load(work_dir / 'epoch_1.pth', map_location='cpu', weights_only=False)
