@@ -50,18 +50,20 @@ class PlainCRDStep:
         lr: Adam learning rate.
         betas: Adam betas.
         loss_weight: Factor of every distillation loss.
+        optimizers: Branch -> an existing ``torch.optim.Adam`` over that student's parameters, to use instead of
+            new ones (the benchmark's shared-weights mode, which holds one copy of a large model in memory).
     """
 
     def __init__(self, teacher: nn.Module, students: Mapping[str, nn.Module], modalities: Sequence[str],
                  mean_std: Mapping[str, tuple[Tensor, Tensor]], lr: float, betas: tuple[float, float],
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0, optimizers: Mapping[str, torch.optim.Optimizer] | None = None) -> None:
         self.teacher = teacher.eval()
         self.students = dict(students)
         self.modalities = tuple(modalities)
         self.mean_std = dict(mean_std)
         self.loss_weight = loss_weight
-        self.optimizers = {name: torch.optim.Adam(student.parameters(), lr=lr, betas=betas)
-                           for name, student in self.students.items()}
+        self.optimizers = dict(optimizers) if optimizers is not None else {
+            name: torch.optim.Adam(student.parameters(), lr=lr, betas=betas) for name, student in self.students.items()}
         for student in self.students.values():
             student.train()
             if getattr(student, 'share_projections', False):
