@@ -281,9 +281,9 @@ def time_call(function: Callable[[], object], device: str) -> float:
 
 
 def summary(times: list[float], images: int | None = None) -> dict:
-    """Median seconds (and images/s for ``images`` per call) of the timed calls."""
+    """Median seconds (and images/s for ``images`` per call) of the timed calls, and the fastest call."""
     seconds = statistics.median(times)
-    result = dict(seconds=seconds, times=times)
+    result = dict(seconds=seconds, min_seconds=min(times), times=times)
     if images is not None:
         result['images_per_s'] = images / seconds
     return result
