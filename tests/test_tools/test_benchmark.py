@@ -106,6 +106,11 @@ def test_benchmark_json_schema_and_consistent_ratios(tiny_run):
     assert train['crd_over_parts'] == pytest.approx(steps['crd_step']['seconds'] / parts)
     assert train['crd_over_plain'] == pytest.approx(steps['crd_step']['seconds'] / steps['plain_step']['seconds'])
     assert train['crd_over_plain'] * train['plain_over_crd'] == pytest.approx(1)
+    for name in steps:
+        assert_positive(steps[name]['cpu_seconds'], f'{name} CPU seconds')
+    assert train['crd_over_plain_cpu'] == pytest.approx(steps['crd_step']['cpu_seconds']
+                                                        / steps['plain_step']['cpu_seconds'])
+    assert train['crd_over_parts_cpu'] == pytest.approx(steps['crd_step']['cpu_seconds'] / train['parts_cpu_seconds'])
     assert train['memory_kind'] == 'cpu_peak_rss_of_child'
 
     assert set(results['infer']) == {'batch_1', 'batch_2'}

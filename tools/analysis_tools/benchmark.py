@@ -272,34 +272,42 @@ class TrainBench:
 
 
 # ---------------------------------------------------------------------------------------------------- timing
-def time_call(function: Callable[[], object], device: str) -> float:
+def time_call(function: Callable[[], object], device: str) -> tuple[float, float]:
+    """Wall-clock seconds and this process's CPU seconds (all its threads) of one call."""
     synchronize(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     function()
     synchronize(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def summary(times: list[float], images: int | None = None) -> dict:
-    """Median seconds (and images/s for ``images`` per call) of the timed calls, and the fastest call."""
-    seconds = statistics.median(times)
-    result = dict(seconds=seconds, min_seconds=min(times), times=times)
+def summary(times: dict[str, list[float]], images: int | None = None) -> dict:
+    """Median wall seconds (and images/s for ``images`` per call), the fastest call and the median CPU seconds."""
+    seconds = statistics.median(times['wall'])
+    result = dict(seconds=seconds, min_seconds=min(times['wall']), cpu_seconds=statistics.median(times['cpu']),
+                  times=times['wall'])
     if images is not None:
         result['images_per_s'] = images / seconds
     return result
 
 
 def time_alternating(variants: dict[str, Callable[[], object]], iters: int, warmup: int,
-                     device: str) -> dict[str, list[float]]:
-    """Time every variant ``iters`` times, in forward order on even and reverse order on odd iterations."""
+                     device: str) -> dict[str, dict[str, list[float]]]:
+    """Time every variant ``iters`` times, in forward order on even and reverse order on odd iterations.
+
+    Returns:
+        Variant -> ``dict(wall=[seconds...], cpu=[process CPU seconds...])``.
+    """
     for _ in range(warmup):
         for function in variants.values():
             function()
-    times = {name: [] for name in variants}
+    times = {name: dict(wall=[], cpu=[]) for name in variants}
     for index in range(iters):
         order = list(variants) if index % 2 == 0 else list(reversed(variants))
         for name in order:
-            times[name].append(time_call(variants[name], device))
+            wall, cpu = time_call(variants[name], device)
+            times[name]['wall'].append(wall)
+            times[name]['cpu'].append(cpu)
     return times
 
 
@@ -314,9 +322,14 @@ def benchmark_train(bench: TrainBench, args: argparse.Namespace, memory: dict[st
         steps[name].update(memory.get(name, {}))
     parts = steps['teacher_forward']['seconds'] + sum(
         steps[f'branch_step.{name}']['seconds'] for name in bench.model.branch_names)
+    parts_cpu = steps['teacher_forward']['cpu_seconds'] + sum(
+        steps[f'branch_step.{name}']['cpu_seconds'] for name in bench.model.branch_names)
     crd, plain = steps['crd_step']['seconds'], steps['plain_step']['seconds']
+    crd_cpu, plain_cpu = steps['crd_step']['cpu_seconds'], steps['plain_step']['cpu_seconds']
     return dict(batch_size=bench.batch_size, image_size=bench.image_size, steps=steps, parts_seconds=parts,
                 crd_over_parts=crd / parts, crd_over_plain=crd / plain, plain_over_crd=plain / crd,
+                parts_cpu_seconds=parts_cpu, crd_over_parts_cpu=crd_cpu / parts_cpu,
+                crd_over_plain_cpu=crd_cpu / plain_cpu,
                 memory_kind=('cuda_max_memory_allocated' if args.device == 'cuda' else 'cpu_peak_rss_of_child')
                 if memory else None)
 
@@ -451,7 +464,7 @@ def benchmark_infer(bench: TrainBench, args: argparse.Namespace) -> dict:
         times = time_alternating({'predict': predict}, args.iters, args.warmup, args.device)['predict']
         result = summary(times, batch_size)
         result.update(batch_size=batch_size, seconds_per_batch=result.pop('seconds'),
-                      latency_ms_per_image=1000 * statistics.median(times) / batch_size)
+                      latency_ms_per_image=1000 * statistics.median(times['wall']) / batch_size)
         results[f'batch_{batch_size}'] = result
     model.train()
     return results
@@ -481,7 +494,8 @@ def benchmark_data(cfg, args: argparse.Namespace, train_images_per_s: float | No
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=pseudo_collate,
                             persistent_workers=workers > 0)
 
-        times = time_alternating({'pass': lambda: sum(1 for _ in loader)}, args.iters, args.warmup, 'cpu')['pass']
+        times = time_alternating({'pass': lambda: sum(1 for _ in loader)}, args.iters, args.warmup,
+                                 'cpu')['pass']['wall']
     seconds = statistics.median(times)
     samples_per_s = len(dataset) / seconds
     return dict(samples=len(dataset), source_size=args.data_size, workers=workers, batch_size=batch_size,

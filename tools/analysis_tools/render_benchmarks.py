@@ -71,6 +71,8 @@ def _train_rows(results: Sequence[dict]) -> list[Row]:
         ('plain PyTorch step, images/s', lambda r: _number(_get(r, 'train', 'steps', 'plain_step', 'images_per_s'))),
         ('**CRD step / plain step** (target <= 1.05; after optimisation <= 0.83)',
          lambda r: _number(_get(r, 'train', 'crd_over_plain'))),
+        ('CRD / parts, process CPU time', lambda r: _number(_get(r, 'train', 'crd_over_parts_cpu'))),
+        ('CRD / plain, process CPU time', lambda r: _number(_get(r, 'train', 'crd_over_plain_cpu'))),
         ('peak memory CRD step, MiB', lambda r: _number(_get(r, 'train', 'steps', 'crd_step', 'peak_memory_mib'), 4)),
         ('memory added by the CRD step, MiB',
          lambda r: _number(_get(r, 'train', 'steps', 'crd_step', 'step_memory_mib'), 4)),
