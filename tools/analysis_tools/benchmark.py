@@ -411,8 +411,10 @@ def cpu_memory(argv: list[str], names: list[str]) -> dict[str, dict]:
         finished = subprocess.run(command, env=env, capture_output=True, text=True)
         lines = [line for line in finished.stdout.splitlines() if line.startswith(MEMORY_MARKER)]
         if finished.returncode != 0 or not lines:
-            raise RuntimeError(f'benchmark: the memory child process failed (exit {finished.returncode}); its '
-                               f'output:\n{(finished.stdout + finished.stderr)[-4000:]}')
+            killed = (' (SIGKILL, e.g. the out-of-memory killer: free memory or pass --no-memory)'
+                      if finished.returncode == -9 else '')
+            raise RuntimeError(f'benchmark: the memory child process failed (exit {finished.returncode}){killed}; '
+                               f'its output:\n{(finished.stdout + finished.stderr)[-4000:]}')
         measured = json.loads(lines[-1].removeprefix(MEMORY_MARKER))
         if not measured:
             raise RuntimeError(f'benchmark: the memory child measured none of {remaining}.')
