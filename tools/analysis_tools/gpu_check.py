@@ -71,8 +71,7 @@ class CheckSettings:
         bench_batch_size: benchmark.py ``--batch-size``.
         bench_iters: benchmark.py ``--iters``.
         bench_warmup: benchmark.py ``--warmup``.
-        bench_parts: benchmark.py ``--parts``.
-        bench_image_size: benchmark.py ``--image-size``; None keeps the config's.
+        bench_options: More benchmark.py options (``--parts``, ``--image-size``, ...).
         timeouts: Step name -> seconds.
     """
 
@@ -86,22 +85,22 @@ class CheckSettings:
     bench_batch_size: int
     bench_iters: int
     bench_warmup: int
-    bench_parts: str
-    bench_image_size: int | None
+    bench_options: tuple[str, ...]
     timeouts: dict[str, int] = field(default_factory=dict)
 
 
 # The paper's settings on one GPU, sized to end within 6 minutes with the wheel installation (about 10 s).
 PAPER_SETTINGS = CheckSettings(
     config='configs/crd/crd_mvtec3d_bagel.py', category='bagel', data_size=800, batch_size=16, iterations=4,
-    num_val=8, num_test_per_defect=4, bench_batch_size=16, bench_iters=10, bench_warmup=3, bench_parts='train,infer',
-    bench_image_size=None,
+    num_val=8, num_test_per_defect=4, bench_batch_size=16, bench_iters=10, bench_warmup=3,
+    bench_options=('--parts', 'train,infer'),
     timeouts=dict(data=45, train_fp32=70, train_amp=60, test=45, bench_fp32=50, bench_amp=50))
-# The same flow in seconds on a CPU: random resnet18 teacher, 64x64 data, two iterations of batch 4.
+# The same flow in seconds on a CPU: random resnet18 teacher, 64x64 data, two iterations of batch 4; the benchmark
+# times the training step only, at 64x64, without its peak-memory child process.
 TINY_SETTINGS = CheckSettings(
     config='configs/crd/crd_demo_synthetic_random_teacher.py', category='synthetic', data_size=64, batch_size=4,
     iterations=2, num_val=4, num_test_per_defect=2, bench_batch_size=2, bench_iters=2, bench_warmup=1,
-    bench_parts='train', bench_image_size=64,
+    bench_options=('--parts', 'train', '--image-size', '64', '--no-memory'),
     timeouts=dict(data=60, train_fp32=120, train_amp=120, test=120, bench_fp32=120, bench_amp=120))
 
 
@@ -259,9 +258,7 @@ def test_command(python: str, settings: CheckSettings, data_root: Path, checkpoi
 def bench_command(python: str, settings: CheckSettings, device: str, out_file: Path, amp: bool) -> list[str]:
     command = [python, 'tools/analysis_tools/benchmark.py', settings.config, '--device', device, '--random-teacher',
                '--batch-size', str(settings.bench_batch_size), '--iters', str(settings.bench_iters), '--warmup',
-               str(settings.bench_warmup), '--parts', settings.bench_parts, '--out', str(out_file)]
-    if settings.bench_image_size is not None:
-        command += ['--image-size', str(settings.bench_image_size)]
+               str(settings.bench_warmup), *settings.bench_options, '--out', str(out_file)]
     return command + ['--amp'] if amp else command
 
 
@@ -448,7 +445,8 @@ class GpuCheck:
 def render_markdown(out_dir: Path) -> str:
     """The GPU section's markdown for the results in ``out_dir``: environment, steps, training and test figures.
 
-    The benchmark JSONs (bench_fp32.json, bench_amp.json) are rendered by tools/analysis_tools/render_benchmarks.py.
+    The benchmark JSONs (bench_fp32.json, bench_amp.json) follow as the tables of
+    tools/analysis_tools/render_benchmarks.py, one column each.
 
     Raises:
         FileNotFoundError: ``out_dir`` holds no gpu_check.json.
@@ -470,7 +468,7 @@ def render_markdown(out_dir: Path) -> str:
     for precision, figures in report['training'].items():
         losses = ', '.join(f'{loss:.4g}' for loss in figures['losses'])
         lines.append(f'| {precision} | {figures["images_per_second"]} | {figures["compute_images_per_second"]} | '
-                     f'{figures["step_seconds"]} | {figures["data_seconds"]} | {figures["peak_memory_mib"]} | '
+                     f'{figures["step_seconds"]} | {figures["data_seconds"]} | {figures["peak_memory_mib"] or "-"} | '
                      f'{losses} |')
     if report.get('test'):
         metrics = json.loads((out_dir / report['test']['metrics']).read_text())
@@ -480,9 +478,16 @@ def render_markdown(out_dir: Path) -> str:
                   'and synthetic data: these check the pipeline, not the detection quality).']
     failed = {name: step['reason'] for name, step in report['steps'].items() if step['status'] != 'ok'}
     for name, reason in failed.items():
-        first_line = (reason or '').strip().splitlines()[-1:] or ['']
-        lines.append(f'\n{name}: {report["steps"][name]["status"]}: {first_line[0]}')
-    return '\n'.join(lines) + '\n'
+        last_line = (reason or '').strip().splitlines()[-1:] or ['']
+        lines.append(f'\n{name}: {report["steps"][name]["status"]}: {last_line[0]}')
+    markdown = '\n'.join(lines) + '\n'
+    if report['benchmarks']:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import render_benchmarks
+
+        results = [json.loads((out_dir / name).read_text()) for name in report['benchmarks'].values()]
+        markdown += '\nbenchmark.py:\n\n' + render_benchmarks.render_markdown(results, list(report['benchmarks']))
+    return markdown
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
