@@ -17,6 +17,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from process_helpers import REPO, TOOLS, load_tool, run, tool_env
 
+from mmad.datasets.synthetic import make_synthetic_mvtec3d
+
 tomllib = pytest.importorskip('tomllib')
 gpu_check = load_tool('analysis_tools/gpu_check.py')
 
@@ -215,3 +217,23 @@ def test_cpu_tiny_run_end_to_end(tmp_path):
     assert steps['train_amp']['status'] == 'ok', steps['train_amp']['reason']
     assert report['failed_steps'] == [] and finished.returncode == 0
     assert report['training']['amp']['iterations'] == 2
+
+
+@pytest.mark.slow
+def test_paper_commands_pass_the_dry_run(tmp_path, capsys):
+    """The GPU run's tools/train.py and tools/test.py commands (paper config, overrides) as dry runs on CPU."""
+    settings = gpu_check.PAPER_SETTINGS
+    data_root = tmp_path / 'data'
+    make_synthetic_mvtec3d(data_root, settings.category, height=64, width=64, num_train=2, num_val=1,
+                           num_test_per_defect=1, defect_types=('crack', ))
+    train_words = gpu_check.train_command(sys.executable, settings, data_root, tmp_path / 'work', amp=True)
+    assert train_words[1:3] == ['tools/train.py', 'configs/crd/crd_mvtec3d_bagel.py']
+    load_tool('train.py').main([*train_words[2:], '--dry-run'])
+    output = capsys.readouterr().out
+    assert 'Dry run of configs/crd/crd_mvtec3d_bagel.py: train_dataloader 2 samples' in output
+    assert 'model CRD built. Nothing was trained.' in output
+    test_words = gpu_check.test_command(sys.executable, settings, data_root, tmp_path / 'missing.pth', tmp_path)
+    load_tool('test.py').main([*test_words[2:], '--dry-run'])
+    output = capsys.readouterr().out
+    assert output.startswith('Dry run of configs/crd/crd_mvtec3d_bagel.py: ') and 'test_dataloader 2 samples' in output
+    assert 'model CRD built. Nothing was tested.' in output
