@@ -125,6 +125,18 @@ def test_list_wheels_prints_the_pins(capsys):
                                                     for name, version in gpu_check.GPU_WHEELS.items()]
 
 
+def test_paper_settings_fit_six_minutes():
+    """Every step has a timeout; together they fit the default budget, which leaves the installation 30 s."""
+    budget = gpu_check.parse_args(['out']).budget
+    for settings in (gpu_check.PAPER_SETTINGS, gpu_check.TINY_SETTINGS):
+        assert set(settings.timeouts) == set(gpu_check.STEP_NAMES)
+    assert sum(gpu_check.PAPER_SETTINGS.timeouts.values()) <= budget <= 330
+    documented = (REPO / 'docs/gpu_check.md').read_text()
+    for name, seconds in gpu_check.PAPER_SETTINGS.timeouts.items():
+        row = next(line for line in documented.splitlines() if line.startswith(f'| `{name}` |'))
+        assert row.endswith(f'| {seconds} s |'), row
+
+
 def test_step_timeout_stops_the_whole_process_group(tmp_path):
     """A step over its timeout is recorded as such, and its children (data-loader workers, say) are ended too."""
     child_pid = tmp_path / 'child.pid'

@@ -89,12 +89,13 @@ class CheckSettings:
     timeouts: dict[str, int] = field(default_factory=dict)
 
 
-# The paper's settings on one GPU, sized to end within 6 minutes with the wheel installation (about 10 s).
+# The paper's settings on one GPU, sized to end within 6 minutes with the wheel installation (about 10 s). The data
+# step's CPU time measured on a 2-core CPU: 0.8 s per 800x800 training image, 1.5 s per test image (with its mask).
 PAPER_SETTINGS = CheckSettings(
     config='configs/crd/crd_mvtec3d_bagel.py', category='bagel', data_size=800, batch_size=16, iterations=4,
-    num_val=8, num_test_per_defect=4, bench_batch_size=16, bench_iters=10, bench_warmup=3,
+    num_val=8, num_test_per_defect=3, bench_batch_size=16, bench_iters=10, bench_warmup=3,
     bench_options=('--parts', 'train,infer'),
-    timeouts=dict(data=45, train_fp32=70, train_amp=60, test=45, bench_fp32=50, bench_amp=50))
+    timeouts=dict(data=60, train_fp32=70, train_amp=55, test=40, bench_fp32=50, bench_amp=50))
 # The same flow in seconds on a CPU: random resnet18 teacher, 64x64 data, two iterations of batch 4; the benchmark
 # times the training step only, at 64x64, without its peak-memory child process.
 TINY_SETTINGS = CheckSettings(
