@@ -137,22 +137,37 @@ def test_paper_settings_fit_six_minutes():
         assert row.endswith(f'| {seconds} s |'), row
 
 
+def start_child_script(pid_file: Path, then: str) -> str:
+    """Python code that starts a child sleeping 60 s, writes its pid to ``pid_file``, prints, then runs ``then``."""
+    return ('import subprocess, sys, time; '
+            'child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]); '
+            f'open({str(pid_file)!r}, "w").write(str(child.pid)); print("started", flush=True); {then}')
+
+
+def assert_ends(pid: int, within: float = 10.0) -> None:
+    deadline = time.perf_counter() + within
+    while Path(f'/proc/{pid}').exists() and Path(f'/proc/{pid}/stat').read_text().split()[2] != 'Z':
+        assert time.perf_counter() < deadline, f'process {pid}, started by a step, outlived it'
+        time.sleep(0.1)
+
+
 def test_step_timeout_stops_the_whole_process_group(tmp_path):
     """A step over its timeout is recorded as such, and its children (data-loader workers, say) are ended too."""
-    child_pid = tmp_path / 'child.pid'
-    script = ('import subprocess, sys, time; '
-              f'child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]); '
-              f'open({str(child_pid)!r}, "w").write(str(child.pid)); print("started", flush=True); time.sleep(60)')
+    script = start_child_script(tmp_path / 'child.pid', 'time.sleep(60)')
     start = time.perf_counter()
     result = gpu_check.run_commands([[sys.executable, '-c', script]], 3.0, tmp_path / 'step.log', dict(os.environ))
     assert time.perf_counter() - start < 20
     assert result.status == 'timeout' and result.returncodes == [None]
     assert result.reason.startswith('stopped after 3 s;') and 'started' in result.reason
-    pid = int(child_pid.read_text())
-    deadline = time.perf_counter() + 10
-    while Path(f'/proc/{pid}').exists() and Path(f'/proc/{pid}/stat').read_text().split()[2] != 'Z':
-        assert time.perf_counter() < deadline, f'the step\'s child {pid} outlived the timeout'
-        time.sleep(0.1)
+    assert_ends(int((tmp_path / 'child.pid').read_text()))
+
+
+def test_finished_step_leaves_no_process_behind(tmp_path):
+    script = start_child_script(tmp_path / 'child.pid', 'pass')
+    result = gpu_check.run_commands([[sys.executable, '-c', script]], 30.0, tmp_path / 'step.log', dict(os.environ))
+    assert result.status == 'ok' and result.returncodes == [0] and result.reason is None
+    assert (tmp_path / 'step.log').read_text() == 'started\n'
+    assert_ends(int((tmp_path / 'child.pid').read_text()))
 
 
 def test_failed_step_keeps_the_end_of_its_output(tmp_path):

@@ -185,7 +185,8 @@ def run_commands(commands: list[list[str]], timeout: float, log_path: Path, env:
     """Run ``commands`` at once, each in its own process group, and wait for all of them.
 
     Output goes to ``log_path`` (a file, not a pipe, so that data-loader workers cannot hold the step open). At the
-    timeout every group still running is sent SIGTERM, then SIGKILL 5 s later.
+    timeout every group still running is sent SIGTERM, then SIGKILL 5 s later; what a finished command left running
+    in its group is killed.
 
     Returns:
         The step's record; ``reason`` holds the last lines of the output when a command failed or timed out.
@@ -202,10 +203,11 @@ def run_commands(commands: list[list[str]], timeout: float, log_path: Path, env:
             except subprocess.TimeoutExpired:
                 timed_out = True
                 break
-        if timed_out:
-            for process in processes:
-                if process.poll() is None:
-                    _stop_group(process)
+        for process in processes:
+            if process.poll() is None:
+                _stop_group(process)
+            else:
+                _kill_leftovers(process)
     returncodes = [None if timed_out and process.returncode < 0 else process.returncode for process in processes]
     status = 'timeout' if timed_out else ('ok' if all(code == 0 for code in returncodes) else 'failed')
     tail = None
@@ -229,6 +231,14 @@ def _stop_group(process: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _kill_leftovers(process: subprocess.Popen) -> None:
+    """SIGKILL what is left of the process group of ``process``, which has exited."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def data_commands(python: str, settings: CheckSettings, data_root: Path) -> list[list[str]]:
