@@ -30,6 +30,7 @@ import copy
 import datetime
 import gc
 import json
+import logging
 import os
 import platform
 import statistics
@@ -168,6 +169,20 @@ def amp_context(args: argparse.Namespace):
     return torch.autocast(args.device, dtype=torch.bfloat16 if args.device == 'cpu' else torch.float16)
 
 
+@contextlib.contextmanager
+def quiet_mmengine_log():
+    """Hide mmengine's INFO messages (the per-parameter init dump, the metric table) while the block runs."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def synchronize(device: str) -> None:
     if device == 'cuda':
         torch.cuda.synchronize()
@@ -184,7 +199,8 @@ class TrainBench:
         self.args = args
         torch.manual_seed(args.seed)
         self.model = MODELS.build(copy.deepcopy(cfg.model))
-        self.model.init_weights()
+        with quiet_mmengine_log():
+            self.model.init_weights()
         self.model.to(args.device)
         self.model.train()
         self.optim_wrapper = build_optim_wrapper(self.model, copy.deepcopy(cfg.optim_wrapper))
@@ -265,9 +281,9 @@ def time_call(function: Callable[[], object], device: str) -> float:
 
 
 def summary(times: list[float], images: int | None = None) -> dict:
-    """Median seconds (and images/s for ``images`` per call) of the timed calls."""
+    """Median seconds (and images/s for ``images`` per call) of the timed calls, and the fastest call."""
     seconds = statistics.median(times)
-    result = dict(seconds=seconds, times=times)
+    result = dict(seconds=seconds, min_seconds=min(times), times=times)
     if images is not None:
         result['images_per_s'] = images / seconds
     return result
@@ -506,7 +522,8 @@ def benchmark_metrics(args: argparse.Namespace, branches: tuple[str, ...]) -> di
         for first in range(0, len(samples), 16):
             metric.process(None, samples[first:first + 16])
         processed = time.perf_counter()
-        values = metric.evaluate(len(samples))
+        with quiet_mmengine_log():
+            values = metric.evaluate(len(samples))
         compute_times.append(time.perf_counter() - processed)
         process_times.append(processed - start)
     totals = [process + compute for process, compute in zip(process_times, compute_times)]
