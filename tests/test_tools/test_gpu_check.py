@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from collections import deque
@@ -123,6 +124,60 @@ def test_list_wheels_prints_the_pins(capsys):
     assert gpu_check.main(['--list-wheels']) == 0
     assert capsys.readouterr().out.splitlines() == [f'{name}=={version}'
                                                     for name, version in gpu_check.GPU_WHEELS.items()]
+
+
+# Stands in for python3 in gpu_check.sh: records each call; `-c` (the import check) exits with $IMPORT_STATUS.
+PYTHON_RECORDER = """#!/usr/bin/env bash
+{{ printf '%s|' "$@"; echo; }} >> "{log}"
+if [[ $1 == -c ]]; then exit "$IMPORT_STATUS"; fi
+if [[ $1 == -m ]]; then exit 0; fi
+echo "PYTHONPATH=$PYTHONPATH PWD=$PWD" >> "{log}"
+"""
+
+
+def run_gpu_check_sh(tmp_path: Path, import_status: int, *args: str) -> tuple[subprocess.CompletedProcess, list]:
+    python = tmp_path / 'python3'
+    log = tmp_path / 'calls.txt'
+    log.unlink(missing_ok=True)
+    python.write_text(PYTHON_RECORDER.format(log=log))
+    python.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(python), IMPORT_STATUS=str(import_status), GPU_CHECK_SITE='/tmp/gpu_site',
+               GPU_CHECK_WHEELS=str(tmp_path / 'wheels'), PYTHONPATH='/elsewhere')
+    finished = subprocess.run(['bash', str(TOOLS / 'analysis_tools/gpu_check.sh'), *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    calls = log.read_text().splitlines() if log.exists() else []
+    return finished, calls
+
+
+def test_gpu_check_sh_installs_the_wheels_only_when_mmengine_is_missing(tmp_path):
+    (tmp_path / 'wheels').mkdir()
+    for name in ('mmengine-0.10.7-py3-none-any.whl', 'addict-2.4.0-py3-none-any.whl'):
+        (tmp_path / 'wheels' / name).touch()
+    finished, calls = run_gpu_check_sh(tmp_path, 1, 'out', '--device', 'cpu')
+    assert finished.returncode == 0, finished.stderr
+    wheels = tmp_path / 'wheels'
+    assert calls == [
+        '-c|import mmengine, mmcv|',
+        '-m|pip|install|-q|--no-index|--no-deps|--no-compile|--no-cache-dir|--upgrade|--target|/tmp/gpu_site|'
+        f'{wheels}/addict-2.4.0-py3-none-any.whl|{wheels}/mmengine-0.10.7-py3-none-any.whl|',
+        f'tools/analysis_tools/gpu_check.py|{tmp_path / "out"}|--device|cpu|',
+        f'PYTHONPATH=/tmp/gpu_site:{REPO}:/elsewhere PWD={REPO}']
+    assert (tmp_path / 'out').is_dir()
+
+    finished, calls = run_gpu_check_sh(tmp_path, 0, 'out')
+    assert finished.returncode == 0 and calls == [
+        '-c|import mmengine, mmcv|', f'tools/analysis_tools/gpu_check.py|{tmp_path / "out"}|',
+        f'PYTHONPATH={REPO}:/elsewhere PWD={REPO}']
+
+
+def test_gpu_check_sh_refuses_without_wheels_or_out_dir(tmp_path):
+    finished, calls = run_gpu_check_sh(tmp_path, 1, 'out')
+    assert finished.returncode == 1 and len(calls) == 1
+    assert finished.stderr.strip() == (
+        f'gpu_check.sh: mmengine/mmcv are not importable with {tmp_path / "python3"} and {tmp_path / "wheels"} '
+        'holds no wheels; run tools/analysis_tools/fetch_gpu_wheels.sh where pip reaches an index and carry .whl')
+    finished, calls = run_gpu_check_sh(tmp_path, 0, '--tiny')
+    assert finished.returncode == 2 and calls == [] and finished.stderr.startswith('usage: bash ')
 
 
 def test_paper_settings_fit_six_minutes():
