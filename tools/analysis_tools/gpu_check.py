@@ -343,14 +343,14 @@ class GpuCheck:
     def run(self) -> dict:
         """All the steps; returns the report also written to OUT_DIR/gpu_check.json."""
         start = time.perf_counter()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in [*(self.out_dir / name for name in ('bench_fp32.json', 'bench_amp.json', 'test_metrics.json')),
-                      self.out_dir / 'log.txt']:
-            stale.unlink(missing_ok=True)
         if self.work_root.exists() and any(self.work_root.iterdir()):
             raise SystemExit(f'gpu_check.py: error: --work-root {self.work_root} is not empty; give a new or '
                              'empty folder')
         self.work_root.mkdir(parents=True, exist_ok=True)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ('bench_fp32.json', 'bench_amp.json', 'test_metrics.json', 'log.txt'):
+            (self.out_dir / stale).unlink(missing_ok=True)
+        self.write_report()
         python, settings = self.args.python, self.settings
         self.step('data', data_commands(python, settings, self.data_root))
         for precision in ('fp32', 'amp'):
