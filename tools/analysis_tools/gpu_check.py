@@ -381,7 +381,7 @@ class GpuCheck:
         """Run one step's commands within its timeout and what is left of the budget; True when it is 'ok'."""
         timeout = min(self.settings.timeouts[name], self.deadline - time.perf_counter())
         if timeout < 1:
-            self.record(name, StepResult(status='skipped', reason=f'the budget of {self.args.budget:.0f} s was '
+            self.record(name, StepResult(status='skipped', reason=f'the budget of {self.args.budget:g} s was '
                                          'spent'))
             return False
         step_log = self.work_root / f'{name}.log'
