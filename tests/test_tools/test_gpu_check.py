@@ -234,6 +234,27 @@ def test_failed_step_keeps_the_end_of_its_output(tmp_path):
     assert len(result.commands) == 2 and result.commands[0].endswith(' -c pass')
 
 
+def test_spent_budget_skips_every_step_and_says_why(tmp_path, capsys):
+    out_dir, work_root = tmp_path / 'out', tmp_path / 'work'
+    out_dir.mkdir()
+    (out_dir / 'bench_amp.json').write_text('{}')
+    assert gpu_check.main([str(out_dir), '--device', 'cpu', '--tiny', '--budget', '0.5', '--work-root',
+                           str(work_root)]) == 1
+    report = json.loads((out_dir / 'gpu_check.json').read_text())
+    assert {name: step['reason'] for name, step in report['steps'].items()} == {
+        'data': 'the budget of 0.5 s was spent', 'train_fp32': 'needs step data, which is not ok',
+        'train_amp': 'needs step data, which is not ok', 'test': 'no training step left a checkpoint',
+        'bench_fp32': 'the budget of 0.5 s was spent', 'bench_amp': 'the budget of 0.5 s was spent'}
+    assert all(step['status'] == 'skipped' for step in report['steps'].values())
+    assert report['failed_steps'] == list(gpu_check.STEP_NAMES) and report['training'] == {}
+    assert sorted(path.name for path in out_dir.iterdir()) == ['gpu_check.json']
+    assert capsys.readouterr().out.startswith('gpu_check: ')
+    assert work_root.is_dir()
+    with pytest.raises(SystemExit, match='--work-root .* is not empty'):
+        (work_root / 'left').touch()
+        gpu_check.main([str(out_dir), '--device', 'cpu', '--tiny', '--work-root', str(work_root)])
+
+
 def test_training_figures_leave_out_the_first_iteration(tmp_path):
     log = tmp_path / '20260101_000000' / 'vis_data' / 'scalars.json'
     log.parent.mkdir(parents=True)
