@@ -413,7 +413,7 @@ def profile_steps(bench: TrainBench, args: argparse.Namespace) -> dict[str, str]
 
     args.profile.mkdir(parents=True, exist_ok=True)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == 'cuda' else [])
-    sort_by = 'self_cuda_time_total' if args.device == 'cuda' else 'self_cpu_time_total'
+    sort_by = 'self_device_time_total' if args.device == 'cuda' else 'self_cpu_time_total'
     files = {}
     for name, function in (('crd_step', bench.crd_step), ('plain_step', bench.plain_step)):
         function()
