@@ -88,7 +88,8 @@ def test_schedule_uses_fused_adam_with_unchanged_updates():
 
 @pytest.mark.slow
 def test_compiled_parts_give_the_eager_maps_and_losses():
-    eager = build_crd(teacher=dict(type='TimmEncoder', model_name='resnet18', strides=(4, 8)))  # two levels: a short compile
+    # A teacher of two levels (resnet18 layers 1-2): a short compile.
+    eager = build_crd(teacher=dict(type='TimmEncoder', model_name='resnet18', strides=(4, 8)))
     compiled = copy.deepcopy(eager)
     compiled.compile_parts()
     assert set(compiled.state_dict()) == set(eager.state_dict())

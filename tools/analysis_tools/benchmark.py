@@ -70,10 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=5, help='timed iterations of every figure (median reported)')
     parser.add_argument('--warmup', type=int, default=1, help='untimed iterations before timing')
     parser.add_argument('--amp', action='store_true',
-                        help='autocast the CRD step, its parts and inference (bf16 on CPU, fp16 on CUDA with '
-                             'AmpOptimWrapper); the plain reference stays fp32')
+                        help='autocast the CRD step, its parts and inference (bf16 on CPU, fp16 on CUDA; the step '
+                             'with AutocastOptimWrapper as tools/train.py --amp); the plain reference stays fp32')
     parser.add_argument('--compile', action='store_true',
-                        help='torch.compile train_step and test_step as mmengine\'s Runner does with cfg.compile')
+                        help='torch.compile the teacher and branches (CRD.compile_parts, as tools/train.py --compile)')
     parser.add_argument('--random-teacher', action='store_true',
                         help='random teacher weights: load no weights file and download nothing')
     parser.add_argument('--parts', default=','.join(PARTS), help=f'comma-separated subset of {",".join(PARTS)}')
@@ -117,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------------------------------- set-up
 def prepare_config(args: argparse.Namespace):
-    """The config with ``--cfg-options``, ``--random-teacher``, ``--amp`` (CUDA) and ``--compile`` applied."""
+    """The config with ``--cfg-options``, ``--random-teacher``, ``--amp`` and ``--compile`` applied."""
     from mmad.utils.tool_args import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options)
@@ -126,8 +126,8 @@ def prepare_config(args: argparse.Namespace):
         teacher.pretrained = False
         for key in ('checkpoint', 'checkpoint_sha256', 'weight_converter'):
             teacher.pop(key, None)
-    if args.amp and args.device == 'cuda':
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    if args.amp:
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
     if args.compile:
         cfg.compile = True
     return cfg
@@ -205,8 +205,7 @@ class TrainBench:
         self.model.train()
         self.optim_wrapper = build_optim_wrapper(self.model, copy.deepcopy(cfg.optim_wrapper))
         if cfg.get('compile'):
-            self.model.train_step = torch.compile(self.model.train_step)
-            self.model.test_step = torch.compile(self.model.test_step)
+            self.model.compile_parts()
         self.batch_size = train_batch_size(cfg, args)
         self.image_size = image_size(cfg, args)
         self.images = random_images(self.model, self.batch_size, self.image_size, args.seed, args.device)
@@ -575,7 +574,7 @@ def run_meta(cfg, args: argparse.Namespace, bench: TrainBench | None) -> dict:
                 image_size=image_size(cfg, args), iters=args.iters, warmup=args.warmup, amp=args.amp,
                 compile=bool(cfg.get('compile')), random_teacher=args.random_teacher, parts=args.parts,
                 plain_weights=args.plain_weights, cfg_options=args.cfg_options or [],
-                memory_format=None if bench is None else getattr(bench.model, 'memory_format', None),
+                memory_format=None if bench is None else str(getattr(bench.model, 'memory_format', None)),
                 note=args.note, git_revision=revision,
                 time_utc=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))
 
