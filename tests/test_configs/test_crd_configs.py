@@ -27,7 +27,7 @@ def _check_common(cfg, category, modalities):
     assert set(cfg.model.data_preprocessor.modalities) == set(modalities)
     assert cfg.model.teacher.model_name == 'wide_resnet50_2.tv_in1k' and cfg.model.teacher.pretrained
     assert cfg.train_dataloader.batch_size == 16 and cfg.image_size == 256
-    assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=0.005, betas=(0.5, 0.999))
+    assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=0.005, betas=(0.5, 0.999), fused=True)
     assert cfg.param_scheduler == dict(type='ExponentialLR', gamma=0.95, by_epoch=True)
     assert cfg.val_stats_dataloader.sampler.round_up is False
 

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.model import BaseModel
 
 TOOL_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TOOL_DIR.parents[1]
@@ -83,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              'model in memory)')
     parser.add_argument('--memory', action=argparse.BooleanOptionalAction, default=True,
                         help='measure peak memory (CPU: in a child process, which costs one model build)')
+    parser.add_argument('--eval-grad-mode', choices=('inference_mode', 'no_grad'), default='inference_mode',
+                        help='inference under CRD.test_step (torch.inference_mode), or under torch.no_grad through '
+                             'the base test_step (the figure before that optimisation)')
     parser.add_argument('--infer-batch-sizes', default='1,16', help='comma-separated inference batch sizes')
     parser.add_argument('--workers', type=int, help='dataloader workers of the data part (default: the config\'s)')
     parser.add_argument('--data-size', type=int, default=800, help='height and width of the generated source images')
@@ -459,8 +463,12 @@ def benchmark_infer(bench: TrainBench, args: argparse.Namespace) -> dict:
         images = random_images(model, batch_size, bench.image_size, args.seed + 2, args.device)
 
         def predict(images=images):
+            data = dict(inputs=images, data_samples=None)
             with amp_context(args):
-                return model.test_step(dict(inputs=images, data_samples=None))
+                if args.eval_grad_mode == 'no_grad':
+                    with torch.no_grad():
+                        return BaseModel.test_step(model, data)
+                return model.test_step(data)
 
         times = time_alternating({'predict': predict}, args.iters, args.warmup, args.device)['predict']
         result = summary(times, batch_size)
@@ -573,6 +581,7 @@ def run_meta(cfg, args: argparse.Namespace, bench: TrainBench | None) -> dict:
                 threads=torch.get_num_threads(), batch_size=train_batch_size(cfg, args),
                 image_size=image_size(cfg, args), iters=args.iters, warmup=args.warmup, amp=args.amp,
                 compile=bool(cfg.get('compile')), random_teacher=args.random_teacher, parts=args.parts,
+                eval_grad_mode=args.eval_grad_mode,
                 plain_weights=args.plain_weights, cfg_options=args.cfg_options or [],
                 memory_format=None if bench is None else str(getattr(bench.model, 'memory_format', None)),
                 note=args.note, git_revision=revision,

@@ -45,6 +45,8 @@ def _run_rows() -> list[Row]:
         ('AMP / compile / memory format',
          lambda r: f"{_yes(_get(r, 'meta', 'amp'))} / {_yes(_get(r, 'meta', 'compile'))} / "
                    f"{_get(r, 'meta', 'memory_format') or 'default'}"),
+        ('evaluation grad mode', lambda r: _get(r, 'meta', 'eval_grad_mode') or 'inference_mode'),
+        ('settings (--cfg-options)', lambda r: ' '.join(_get(r, 'meta', 'cfg_options') or []) or '-'),
         ('timed iterations (warm-up)', lambda r: f"{_get(r, 'meta', 'iters')} ({_get(r, 'meta', 'warmup')})"),
         ('note', lambda r: _get(r, 'meta', 'note') or ''),
     ]
