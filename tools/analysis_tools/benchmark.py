@@ -187,6 +187,12 @@ def quiet_mmengine_log():
         logger.setLevel(level)
 
 
+def memory_format_name(model) -> str | None:
+    """The model's ``memory_format`` as text (``'contiguous_format'``), None when it has none."""
+    memory_format = getattr(model, 'memory_format', None)
+    return None if memory_format is None else str(memory_format).removeprefix('torch.')
+
+
 def synchronize(device: str) -> None:
     if device == 'cuda':
         torch.cuda.synchronize()
@@ -583,7 +589,7 @@ def run_meta(cfg, args: argparse.Namespace, bench: TrainBench | None) -> dict:
                 compile=bool(cfg.get('compile')), random_teacher=args.random_teacher, parts=args.parts,
                 eval_grad_mode=args.eval_grad_mode,
                 plain_weights=args.plain_weights, cfg_options=args.cfg_options or [],
-                memory_format=None if bench is None else str(getattr(bench.model, 'memory_format', None)),
+                memory_format=None if bench is None else memory_format_name(bench.model),
                 note=args.note, git_revision=revision,
                 time_utc=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))
 
