@@ -88,22 +88,6 @@ def merge_args(args: argparse.Namespace):
     return cfg
 
 
-def compile_model(runner) -> None:
-    """Compile the model's parts in place (mmengine's ``Runner.test`` compiles nothing by itself).
-
-    Raises:
-        SystemExit: The model has no ``compile_parts`` (only CRD-like models can be compiled this way).
-    """
-    from mmengine.model import is_model_wrapper
-
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    if not hasattr(model, 'compile_parts'):
-        sys.exit(f'test.py: error: --compile needs a model with compile_parts() (e.g. CRD), got '
-                 f'{type(model).__name__}.')
-    model.compile_parts()
-    runner.logger.info('Teacher and student branches compiled with torch.compile; the first batches are slow.')
-
-
 def describe_test_failure(error: BaseException, work_dir: str) -> str | None:
     """A message for a failure that is not a bug of the code (full disk, data-loader worker); None otherwise."""
     from mmad.utils import describe_environment_failure
@@ -125,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         shutdown_distributed,
         silence_known_notices,
     )
+    from mmad.utils.tool_args import compile_runner_model
 
     try:
         cfg = merge_args(args)
@@ -145,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     runner = Runner.from_cfg(cfg)
     silence_known_notices(runner.logger)
     if args.compile:
-        compile_model(runner)
+        compile_runner_model(runner, 'test.py', 'batches')
     try:
         runner.test()
     except Exception as error:  # noqa: BLE001 - re-raised unless it is a known, non-code failure

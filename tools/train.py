@@ -107,25 +107,6 @@ def warn_about_checkpoint_retention(cfg) -> None:
                   logger='current', level='WARNING')
 
 
-def compile_model(runner) -> None:
-    """Compile the model's teacher and branches in place; the train step's orchestration stays eager.
-
-    mmengine's ``cfg.compile`` would compile the whole ``train_step``, optimiser steps and backward included;
-    compiling the networks is the part that pays and keeps the checkpoint keys unchanged.
-
-    Raises:
-        SystemExit: The model has no ``compile_parts`` (e.g. CRD).
-    """
-    from mmengine.model import is_model_wrapper
-
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    if not hasattr(model, 'compile_parts'):
-        sys.exit(f'train.py: error: --compile needs a model with compile_parts() (e.g. CRD), got '
-                 f'{type(model).__name__}.')
-    model.compile_parts()
-    runner.logger.info('Teacher and student branches compiled with torch.compile; the first iterations are slow.')
-
-
 def describe_training_failure(error: BaseException, work_dir: str, config: str) -> str | None:
     """A message for a failure that is not a bug of the code: a full disk or a failed or dead data-loader worker.
 
@@ -169,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         shutdown_distributed,
         silence_known_notices,
     )
+    from mmad.utils.tool_args import compile_runner_model
 
     try:
         cfg = merge_args(args)
@@ -198,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     runner = ScheduleFollowingRunner.from_cfg(cfg)
     silence_known_notices(runner.logger)
     if args.compile:
-        compile_model(runner)
+        compile_runner_model(runner, 'train.py', 'iterations')
     if runner.rank == 0:
         for path in remove_temp_files(runner.work_dir):
             runner.logger.info(f'Removed {path}, left by a checkpoint write that was interrupted.')

@@ -97,3 +97,29 @@ def load_tool_config(config: str, cfg_options: list[str] | None = None, data_roo
     """
     return load_config(argparse.Namespace(config=config, cfg_options=cfg_options, data_root=data_root, category=None,
                                           launcher='none', work_dir=None))
+
+
+def compile_runner_model(runner, tool: str, first_steps: str) -> None:
+    """``--compile`` of ``tools/train.py`` and ``tools/test.py``: compile the model's parts in place.
+
+    mmengine's ``cfg.compile`` would compile the whole ``train_step`` (backward and optimiser steps included) and
+    ``Runner.test`` compiles nothing, so the tools call ``CRD.compile_parts`` (teacher and branches) instead.
+
+    Args:
+        runner: The built runner; its model may be wrapped (DDP).
+        tool: The tool's file name, for the error message (``'train.py'``).
+        first_steps: What is slow while compiling, for the log (``'iterations'``, ``'batches'``).
+
+    Raises:
+        SystemExit: The model has no ``compile_parts`` (only CRD-like models can be compiled this way).
+    """
+    import sys
+
+    from mmengine.model import is_model_wrapper
+
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if not hasattr(model, 'compile_parts'):
+        sys.exit(f'{tool}: error: --compile needs a model with compile_parts() (e.g. CRD), got '
+                 f'{type(model).__name__}.')
+    model.compile_parts()
+    runner.logger.info(f'Teacher and student branches compiled with torch.compile; the first {first_steps} are slow.')
