@@ -209,6 +209,7 @@ def _fill(job: tuple) -> dict:
     return digests
 
 
+@pytest.mark.slow
 def test_processes_filling_the_same_entries_at_once_leave_valid_identical_entries(mvtec_root, tmp_path):
     paths = [str(path) for path in xyz_files(mvtec_root)] + sorted(
         str(path) for path in (mvtec_root / 'synthetic').glob('*/*/xyz/*.tiff') if 'train' not in path.parts)

@@ -86,6 +86,7 @@ def assert_positive(value, what: str) -> None:
     assert isinstance(value, float) and math.isfinite(value) and value > 0, f'{what} = {value!r}'
 
 
+@pytest.mark.slow
 def test_benchmark_json_schema_and_consistent_ratios(tiny_run):
     folder, results = tiny_run
     assert json.loads((folder / 'tiny.json').read_text()) == json.loads(json.dumps(results))
@@ -138,6 +139,7 @@ def test_benchmark_json_schema_and_consistent_ratios(tiny_run):
     assert_positive(metrics['compute_seconds'], 'metric compute seconds')
 
 
+@pytest.mark.slow
 def test_benchmark_profile_writes_top_ops_and_traces(tiny_run):
     folder, results = tiny_run
     for name in ('crd_step', 'plain_step'):
@@ -149,6 +151,7 @@ def test_benchmark_profile_writes_top_ops_and_traces(tiny_run):
         assert results['train']['profile'][name]['ops'] == str(folder / 'profile' / f'{name}_ops.txt')
 
 
+@pytest.mark.slow
 def test_render_benchmarks_one_column_per_run(tiny_run, tmp_path, capsys):
     folder, results = tiny_run
     only_train = dict(results, meta=dict(results['meta'], amp=True), infer=None, data=None, metrics=None)
