@@ -13,12 +13,15 @@ setup:
 lint: setup
 	$(PY) -m ruff check mmad tools tests configs
 
+# pytest-xdist workers: one per core, at most 4; tests/parallel_scheduling.py shares the tests between them.
+PYTEST_PARALLEL ?= -n auto --maxprocesses=4
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 # Everything but the tests marked slow (end-to-end trainings, multi-process runs): docs/testing.md.
 test-quick: lint
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not slow"
 
 demo: setup
 	$(PY) tools/run_demo.py

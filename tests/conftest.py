@@ -4,6 +4,11 @@ import socket
 
 import pytest
 import torch.distributed as torch_dist
+from parallel_scheduling import (  # noqa: F401 (the hooks of pytest-xdist's scheduling)
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_xdist_make_scheduler,
+)
 from tiny_crd_model import train_tiny_model
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -76,7 +77,7 @@ def _int_tuple(value) -> tuple[int, ...] | None:
 
 
 def preflight_check(cfg: Config, loaders: list[str], build_model: bool = True) -> PreflightReport:
-    """Build the datasets of ``loaders`` and the model; raise one error listing every problem.
+    """Build the datasets of ``loaders`` and the model (on the meta device); raise one error listing every problem.
 
     Args:
         cfg: The final config (after the command-line overrides), with ``default_scope`` registered.
@@ -84,7 +85,7 @@ def preflight_check(cfg: Config, loaders: list[str], build_model: bool = True) -
         build_model: Whether to build the model too (it loads the teacher's pretrained weights).
 
     Returns:
-        The dataset sizes and the built model (None when not built).
+        The dataset sizes and the built model, its parameters on the meta device (None when not built).
 
     Raises:
         PreflightError: Any dataset or the model cannot be built, a dataset is empty, a first sample cannot be
@@ -108,7 +109,12 @@ def preflight_check(cfg: Config, loaders: list[str], build_model: bool = True) -
                  for problem, keys in dataset_problems.items()]
     if build_model:
         try:
-            report.model = MODELS.build(copy.deepcopy(cfg.model))
+            # On the meta device: the parts, their shapes and the teacher weights' loading (file, hash, keys and
+            # shapes) are checked without allocating or initialising parameters; the runner builds the real model.
+            with torch.device('meta'), warnings.catch_warnings():
+                warnings.filterwarnings('ignore', message='.*to a meta parameter in the current model, which is a '
+                                        'no-op')
+                report.model = MODELS.build(copy.deepcopy(cfg.model))
         except Exception as error:  # noqa: BLE001 - reported together with the dataset problems
             problems.append(f'model: {_describe(error)}')
     if report.model is not None:

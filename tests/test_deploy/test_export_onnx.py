@@ -34,7 +34,7 @@ def build_model():
     register_all_modules()
     torch.manual_seed(0)
     return MODELS.build(dict(type='CRD', modalities=MODALITIES,
-                             teacher=dict(type='TimmEncoder', model_name='resnet18'),
+                             teacher=dict(type='TimmEncoder', model_name='resnet18', strides=(4, 8)),
                              data_preprocessor=dict(type='ADDataPreprocessor', modalities=NORMALISATION))).eval()
 
 

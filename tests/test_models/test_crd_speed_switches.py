@@ -88,8 +88,9 @@ def test_schedule_uses_fused_adam_with_unchanged_updates():
 
 @pytest.mark.slow
 def test_compiled_parts_give_the_eager_maps_and_losses():
-    # A teacher of two levels (resnet18 layers 1-2): a short compile.
-    eager = build_crd(teacher=dict(type='TimmEncoder', model_name='resnet18', strides=(4, 8)))
+    # A teacher of one level (resnet18 layer 1): every part is compiled, each in a few kernels (cold inductor cache,
+    # 2 cores: 49 s for the test against 80 s with two levels).
+    eager = build_crd(teacher=dict(type='TimmEncoder', model_name='resnet18', strides=(4, )))
     compiled = copy.deepcopy(eager)
     compiled.compile_parts()
     assert set(compiled.state_dict()) == set(eager.state_dict())

@@ -74,7 +74,7 @@ TINY_RUN = [RANDOM_TEACHER_CONFIG, '--cfg-options', *TINY_MODEL, '--batch-size',
 
 
 @pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
+def benchmark_run(tmp_path_factory):
     """One in-process run of every part of the tool on the tiny model, with the CPU memory child and --profile."""
     folder = tmp_path_factory.mktemp('benchmark')
     results = benchmark.main([*TINY_RUN, '--out', str(folder / 'tiny.json'), '--profile', str(folder / 'profile'),
@@ -87,8 +87,8 @@ def assert_positive(value, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_benchmark_json_schema_and_consistent_ratios(tiny_run):
-    folder, results = tiny_run
+def test_benchmark_json_schema_and_consistent_ratios(benchmark_run):
+    folder, results = benchmark_run
     assert json.loads((folder / 'tiny.json').read_text()) == json.loads(json.dumps(results))
     assert results['schema'] == 'mmad-benchmark/1'
     meta = results['meta']
@@ -140,8 +140,8 @@ def test_benchmark_json_schema_and_consistent_ratios(tiny_run):
 
 
 @pytest.mark.slow
-def test_benchmark_profile_writes_top_ops_and_traces(tiny_run):
-    folder, results = tiny_run
+def test_benchmark_profile_writes_top_ops_and_traces(benchmark_run):
+    folder, results = benchmark_run
     for name in ('crd_step', 'plain_step'):
         table = (folder / 'profile' / f'{name}_ops.txt').read_text()
         assert table.startswith(f'{name}: 1 steps of ') and 'Self CPU' in table
@@ -152,8 +152,8 @@ def test_benchmark_profile_writes_top_ops_and_traces(tiny_run):
 
 
 @pytest.mark.slow
-def test_render_benchmarks_one_column_per_run(tiny_run, tmp_path, capsys):
-    folder, results = tiny_run
+def test_render_benchmarks_one_column_per_run(benchmark_run, tmp_path, capsys):
+    folder, results = benchmark_run
     only_train = dict(results, meta=dict(results['meta'], amp=True), infer=None, data=None, metrics=None)
     (tmp_path / 'amp.json').write_text(json.dumps(only_train))
     render.main([str(folder / 'tiny.json'), str(tmp_path / 'amp.json'), '--names', 'fp32', 'amp'])

@@ -75,3 +75,23 @@ def test_required_multiple_is_derived_from_the_teacher_and_bottleneck(bottleneck
     strides = model.teacher.spec.strides
     assert multiple == (bottleneck_stride or max(strides))
     assert reasons[0] == f'teacher (TimmEncoder, strides {strides}) needs {max(strides)}'
+
+
+def test_model_is_checked_on_the_meta_device_with_its_teacher_weights(data_root, tmp_path):
+    """The pre-flight model holds no real parameters, yet the teacher's weights file is read and checked."""
+    import timm
+    import torch
+
+    register_all_modules()
+    cfg = Config.fromfile(write_tiny_config(tmp_path / 'tiny.py', data_root))
+    weights = timm.create_model('resnet18').state_dict()
+    cfg.model.teacher.checkpoint = str(tmp_path / 'resnet18.pth')
+    torch.save(weights, cfg.model.teacher.checkpoint)
+    report = preflight_check(cfg, ['test_dataloader'])
+    parameters = list(report.model.parameters())
+    assert parameters and all(parameter.is_meta for parameter in parameters)
+    assert sum(p.numel() for p in parameters) == sum(p.numel() for p in MODELS.build(cfg.model).parameters())
+    weights['layer1.0.conv1.weight'] = torch.zeros(64, 64, 1, 1)
+    torch.save(weights, cfg.model.teacher.checkpoint)
+    with pytest.raises(PreflightError, match=r"(?s)model: RuntimeError: .*resnet18\.pth.*layer1\.0\.conv1\.weight"):
+        preflight_check(cfg, ['test_dataloader'])
