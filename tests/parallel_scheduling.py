@@ -1,4 +1,4 @@
-"""How pytest-xdist shares the tests between its workers (``pytest -n 2``, as ``make test`` runs them).
+"""How pytest-xdist shares the tests between its workers (``make test`` runs ``pytest -n auto --maxprocesses=4``).
 
 A work unit is a test module, except that the modules reading one of the session runs that train a model
 (``SHARED_RUN_MODULES``) form one unit: the worker that runs them trains that model once. The units holding slow

@@ -2,6 +2,7 @@
 with float32 (tools/test.py --amp)."""
 import copy
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -122,3 +123,9 @@ def test_train_tool_trains_under_amp_on_cpu(tmp_path, tiny_crd):
     assert checkpoint['meta']['epoch'] == 1
     assert all(torch.isfinite(value).all() for value in checkpoint['state_dict'].values()
                if value.is_floating_point())
+    # Its test under autocast says so in metrics.json (the numbers differ slightly from float32).
+    test_dir = tmp_path / 'amp_test'
+    load_tool('test').main([str(config), str(work_dir / 'epoch_1.pth'), '--amp', '--work-dir', str(test_dir)])
+    metrics = json.loads((test_dir / 'metrics.json').read_text())
+    assert metrics['run']['precision'] == 'autocast'
+    assert 0.0 <= metrics['fused']['all']['I-AUROC'] <= 1.0

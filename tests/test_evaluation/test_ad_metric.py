@@ -334,6 +334,10 @@ def test_checkpoint_defaults_to_the_runners_load_from(tmp_path, logger):
     run = read_json(tmp_path / 'metrics.json')['run']
     assert run['checkpoint'] == os.path.abspath('work_dirs/demo/epoch_30.pth')
     assert run['experiment'] == 'crd_demo_synthetic_20261201_000000' and run['config'] is None
+    assert run['precision'] == 'float32'
+    hub.update_info('cfg', "load_from = 'a.pth'\ntest_cfg = dict(fp16=True, type='TestLoop')\n")
+    evaluate(ADMetric(out_dir=str(tmp_path)), [data_sample(arrays, index) for index in range(len(DEFECTS))])
+    assert read_json(tmp_path / 'metrics.json')['run']['precision'] == 'autocast'
 
 
 def test_a_failed_metrics_write_names_the_file(tmp_path, logger):

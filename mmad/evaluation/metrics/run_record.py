@@ -6,7 +6,7 @@ earlier run's file is never overwritten, and the same content as ``metrics.json`
 Example:
     >>> record = run_record(checkpoint='work_dirs/crd/epoch_200.pth', config='configs/crd/crd_mvtec3d_bagel.py')
     >>> sorted(record)
-    ['checkpoint', 'config', 'dataset', 'experiment', 'git_revision', 'mmad_version', 'time']
+    ['checkpoint', 'config', 'dataset', 'experiment', 'git_revision', 'mmad_version', 'precision', 'time']
 """
 from __future__ import annotations
 
@@ -50,27 +50,39 @@ def git_revision(folder: str = osp.dirname(osp.dirname(osp.abspath(__file__)))) 
 
 
 def runner_settings() -> dict[str, str | None]:
-    """The running mmengine ``Runner``'s experiment name and ``load_from``, read from its ``MessageHub``.
+    """The running mmengine ``Runner``'s experiment name, ``load_from`` and scoring precision, from its ``MessageHub``.
 
     The runner's ``RuntimeInfoHook`` stores the config text and the experiment name there before the run; the
-    checkpoint is the config's top-level ``load_from`` (set by ``tools/test.py``), read without executing the text.
+    checkpoint is the config's top-level ``load_from`` (set by ``tools/test.py``) and the precision ``'autocast'``
+    when ``test_cfg`` holds ``fp16=True`` (``tools/test.py --amp``), else ``'float32'``; both are read without
+    executing the text.
 
     Returns:
-        ``dict(experiment=..., checkpoint=...)``, None where unknown (e.g. outside a runner).
+        ``dict(experiment=..., checkpoint=..., precision=...)``, None where unknown (e.g. outside a runner).
     """
     message_hub = MessageHub.get_current_instance()
-    checkpoint = None
+    checkpoint = precision = None
     config_text = message_hub.get_info('cfg')
     if config_text:
         try:
             statements = ast.parse(config_text).body
         except SyntaxError:
             statements = []
+        precision = 'float32'
         for statement in statements:
-            if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
-                    and any(isinstance(target, ast.Name) and target.id == 'load_from' for target in statement.targets)):
+            names = [target.id for target in getattr(statement, 'targets', ()) if isinstance(target, ast.Name)]
+            if 'load_from' in names and isinstance(statement.value, ast.Constant):
                 checkpoint = statement.value.value
-    return dict(experiment=message_hub.get_info('experiment_name'), checkpoint=checkpoint)
+            if 'test_cfg' in names and _calls_with_true(statement.value, 'fp16'):
+                precision = 'autocast'
+    return dict(experiment=message_hub.get_info('experiment_name'), checkpoint=checkpoint, precision=precision)
+
+
+def _calls_with_true(node: ast.expr, keyword: str) -> bool:
+    """Whether ``node`` is a call such as ``dict(..., keyword=True)``."""
+    return isinstance(node, ast.Call) and any(
+        item.arg == keyword and isinstance(item.value, ast.Constant) and item.value.value is True
+        for item in node.keywords)
 
 
 def _absolute(path: str | None) -> str | None:
@@ -89,8 +101,8 @@ def run_record(checkpoint: str | None = None, config: str | None = None, dataset
         now: The evaluation time (default: now), recorded in UTC.
 
     Returns:
-        ``dict(checkpoint, config, experiment, git_revision, mmad_version, time, dataset)``: local paths absolute,
-        ``time`` ISO 8601.
+        ``dict(checkpoint, config, experiment, precision, git_revision, mmad_version, time, dataset)``: local paths
+        absolute, ``time`` ISO 8601, ``precision`` ``'float32'`` or ``'autocast'`` (None outside a runner).
     """
     settings = runner_settings()
     now = now or datetime.now(timezone.utc)
@@ -98,6 +110,7 @@ def run_record(checkpoint: str | None = None, config: str | None = None, dataset
         checkpoint=_absolute(checkpoint if checkpoint is not None else settings['checkpoint']),
         config=_absolute(config),
         experiment=settings['experiment'],
+        precision=settings['precision'],
         git_revision=git_revision(),
         mmad_version=__version__,
         time=now.astimezone(timezone.utc).isoformat(timespec='seconds'),
