@@ -28,9 +28,14 @@ SHARED_RUN_MODULES = {
 UNIT_OF_MODULE = {module: run for run, modules in SHARED_RUN_MODULES.items() for module in modules}
 
 
+def module_of(nodeid: str) -> str:
+    """The test module of a node id, e.g. ``'tests/test_models/test_crd.py'``."""
+    return nodeid.split('::', 1)[0]
+
+
 def work_unit(nodeid: str) -> str:
     """The work unit of a test: its shared run, or else its module."""
-    module = nodeid.split('::', 1)[0]
+    module = module_of(nodeid)
     return UNIT_OF_MODULE.get(module, module)
 
 
@@ -66,7 +71,7 @@ def reads_shared_run(item: pytest.Item, run: str) -> bool:
 def check_shared_run_modules(items: list[pytest.Item]) -> None:
     """Stop the run when a module reads a shared run but is not listed under it in ``SHARED_RUN_MODULES``."""
     for run, modules in SHARED_RUN_MODULES.items():
-        readers = {item.nodeid.split('::', 1)[0] for item in items if reads_shared_run(item, run)}
+        readers = {module_of(item.nodeid) for item in items if reads_shared_run(item, run)}
         unlisted = sorted(readers - set(modules))
         if unlisted:
             raise pytest.UsageError(f'{unlisted} read the session fixture {run!r}: add them to '
@@ -83,10 +88,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first_index: dict[str, int] = {}
     for index, item in enumerate(items):
         first_index.setdefault(work_unit(item.nodeid), index)
-    order = {item.nodeid: index for index, item in enumerate(items)}
 
-    def position(item: pytest.Item) -> tuple[bool, int, int]:
+    def position(item: pytest.Item) -> tuple[bool, int]:
         unit = work_unit(item.nodeid)
-        return unit not in slow_units, first_index[unit], order[item.nodeid]
+        return unit not in slow_units, first_index[unit]
 
-    items.sort(key=position)
+    items.sort(key=position)  # stable: the tests of a unit keep their order

@@ -1,5 +1,7 @@
 """Before the first epoch every dataset of the run and the model are built; all problems are reported together."""
 import pytest
+import timm
+import torch
 from mmengine.config import Config
 from process_helpers import REPO, load_tool
 from tiny_config import write_tiny_config
@@ -79,9 +81,6 @@ def test_required_multiple_is_derived_from_the_teacher_and_bottleneck(bottleneck
 
 def test_model_is_checked_on_the_meta_device_with_its_teacher_weights(data_root, tmp_path):
     """The pre-flight model holds no real parameters, yet the teacher's weights file is read and checked."""
-    import timm
-    import torch
-
     register_all_modules()
     cfg = Config.fromfile(write_tiny_config(tmp_path / 'tiny.py', data_root))
     weights = timm.create_model('resnet18').state_dict()
