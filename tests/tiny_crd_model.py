@@ -6,11 +6,10 @@ quantile threshold fitted on the validation split, the checkpoint re-saved with 
 from pathlib import Path
 
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmad.datasets.synthetic import make_synthetic_mvtec3d
-from mmad.utils import register_all_modules
+from mmad.utils import read_config, register_all_modules
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 HEIGHT, WIDTH = 48, 64
@@ -69,7 +68,7 @@ def train_tiny_model(root: Path) -> dict:
     make_synthetic_mvtec3d(data_root, category='synthetic', height=HEIGHT, width=WIDTH, num_train=4, num_val=4,
                            num_test_per_defect=2, seed=3)
     config = write_config(root / 'tiny_crd.py', data_root)
-    cfg = Config.fromfile(str(config))
+    cfg = read_config(config)
     cfg.work_dir = str(root / 'work')
     Runner.from_cfg(cfg).train()
     return dict(config=config, checkpoint=root / 'work' / 'epoch_1.pth', data_root=data_root,

@@ -32,6 +32,7 @@ from torch import nn
 
 from mmad.datasets.transforms.cache import uncached_steps
 from mmad.registry import MODELS, TRANSFORMS
+from mmad.utils.config_file import read_config
 from mmad.utils.model_checkpoint import load_model_checkpoint
 
 MASK_KEY = 'mask'
@@ -98,7 +99,7 @@ def init_model(config: str | Path | Config, checkpoint: str | Path | None = None
     from mmad.utils import register_all_modules
 
     register_all_modules()
-    cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
+    cfg = config if isinstance(config, Config) else read_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmad'))

@@ -7,6 +7,7 @@ from .checkpoint import (
     to_safe_checkpoint,
 )
 from .config_checks import ConfigError, check_common_values, check_overrides, parse_cfg_options, set_data_location
+from .config_file import read_config
 from .dist import cpu_model_wrapper_cfg, default_backend, init_distributed_if_needed, shutdown_distributed
 from .failures import describe_environment_failure
 from .fileio import AtomicLocalBackend, atomic_open, remove_temp_files
@@ -26,6 +27,6 @@ __all__ = [
 __all__ += [
     'ConciseLogProcessor', 'ConfigError', 'PreflightError', 'ScheduleFollowingRunner', 'check_common_values',
     'check_overrides', 'describe_environment_failure', 'describe_previous_run', 'parse_cfg_options',
-    'preflight_check', 'previous_run_files', 'remove_previous_run', 'required_input_multiple', 'run_dataloaders',
-    'set_data_location', 'silence_known_notices'
+    'preflight_check', 'previous_run_files', 'read_config', 'remove_previous_run', 'required_input_multiple',
+    'run_dataloaders', 'set_data_location', 'silence_known_notices'
 ]

@@ -14,6 +14,7 @@ import os.path as osp
 from mmengine.config import Config
 
 from .config_checks import ConfigError, check_common_values, check_overrides, parse_cfg_options, set_data_location
+from .config_file import read_config
 from .setup_env import register_all_modules
 
 CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
@@ -63,7 +64,7 @@ def load_config(args: argparse.Namespace) -> Config:
         raise ConfigError(problem)
     register_all_modules()
     options = parse_cfg_options(args.cfg_options)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     check_overrides(cfg, options)
     cfg.merge_from_dict(options)
     set_data_location(cfg, args.data_root, args.category)

@@ -157,8 +157,8 @@ def test_tutorial_ir_branch_finds_ir_only_defects(user_dir, data_root, monkeypat
 
 def _tutorial_config(user_dir: Path):
     """The tutorial's config, loaded (its custom_imports import my_ir)."""
-    from mmengine.config import Config
-    return Config.fromfile(user_dir / 'configs' / 'my_ir' / 'crd_rgbd_ir_synthetic.py')
+    from mmad.utils import read_config
+    return read_config(user_dir / 'configs' / 'my_ir' / 'crd_rgbd_ir_synthetic.py')
 
 
 def _tutorial_dataset(user_dir: Path, data_root: Path):

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmad.datasets.synthetic import make_synthetic_mvtec3d
-from mmad.utils import load_from_local_safely, register_all_modules, to_safe_checkpoint
+from mmad.utils import load_from_local_safely, read_config, register_all_modules, to_safe_checkpoint
 
 pytestmark = pytest.mark.slow  # trains the demo config (30 epochs)
 
@@ -24,7 +24,7 @@ METRIC_NAMES = {'I-AUROC', 'I-AP', 'P-AUROC', 'P-AP', 'AUPRO@0.3'}
 
 
 def _config(data_root, work_dir, checkpoint=None):
-    cfg = Config.fromfile(CONFIG)
+    cfg = read_config(CONFIG)
     cfg.work_dir = str(work_dir)
     cfg.log_level = 'WARNING'
     cfg.randomness = dict(seed=MODEL_SEED, deterministic=True)

@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 from mmad.datasets.synthetic import make_synthetic_eyecandies, make_synthetic_mvtec3d
 from mmad.datasets.synthetic.eyecandies import eyecandies_focal_length
 from mmad.datasets.transforms import uncached_steps
-from mmad.utils import register_all_modules
+from mmad.utils import read_config, register_all_modules
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'crd'
 MODALITIES = ['rgb', 'depth', 'normals']
@@ -37,7 +37,7 @@ def data_roots(tmp_path_factory):
 def tiny_config(name: str, data_root: Path, work_dir: Path) -> Config:
     """The shipped config at 32x32 with a random resnet18 teacher, batch 2, one epoch."""
     config_name, category = DATASETS[name]
-    cfg = Config.fromfile(CONFIG_DIR / config_name)
+    cfg = read_config(CONFIG_DIR / config_name)
     cfg.work_dir = str(work_dir)
     cfg.log_level = 'WARNING'
     cfg.randomness = dict(seed=0, deterministic=True)

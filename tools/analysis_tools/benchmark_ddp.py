@@ -22,11 +22,11 @@ import tempfile
 import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dist import all_reduce, barrier, get_rank, get_world_size
 from mmengine.runner import Runner
 
-from mmad.utils import init_distributed_if_needed, register_all_modules, shutdown_distributed
+from mmad.utils import init_distributed_if_needed, read_config, register_all_modules, shutdown_distributed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,7 +60,7 @@ def measure(args: argparse.Namespace) -> dict:
         ``images_per_second``.
     """
     register_all_modules()
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
     cfg.launcher = args.launcher

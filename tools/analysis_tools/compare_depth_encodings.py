@@ -34,8 +34,10 @@ METRICS = ('I-AUROC', 'P-AUROC', 'AUPRO@0.3')
 
 def encoding_config(encoding: str, data_root: Path, work_dir: Path, size: int, epochs: int, seed: int) -> Config:
     """CRD rgb + ``encoding`` with the EfficientNet-Lite0 teacher on ``data_root/synthetic``."""
+    from mmad.utils import read_config
+
     steps, key = ENCODINGS[encoding]
-    cfg = Config.fromfile(REPO / 'configs' / 'crd' / 'crd_demo_synthetic.py')
+    cfg = read_config(REPO / 'configs' / 'crd' / 'crd_demo_synthetic.py')
     lite0 = Config.fromfile(REPO / 'configs' / '_base_' / 'models' / 'crd_effnet_lite0.py').model
     cfg.model = lite0
     cfg.model.modalities = ('rgb', key)

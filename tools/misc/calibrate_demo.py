@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mmad.datasets.synthetic import COLOUR_DEFECTS, GEOMETRY_DEFECTS, make_synthetic_mvtec3d
-from mmad.utils import register_all_modules
+from mmad.utils import read_config, register_all_modules
 
 DEFAULT_CONFIG = 'configs/crd/crd_demo_synthetic.py'
 DATALOADERS = ('train_dataloader', 'val_stats_dataloader', 'test_dataloader')
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_config(path: str, options: dict) -> Config:
     """The config with ``options`` merged; it must hold ``demo_data`` (arguments of the data generator)."""
-    cfg = Config.fromfile(path)
+    cfg = read_config(path)
     cfg.merge_from_dict(options)
     if 'demo_data' not in cfg:
         raise KeyError(f'{path}: no demo_data dict (the make_synthetic_mvtec3d arguments of the demo data)')
