@@ -69,6 +69,18 @@ def test_lists_and_pairs_test_split(data_root):
     assert dataset.metainfo['dataset_name'] == 'MVTec 3D-AD' and dataset.metainfo['category'] == 'bagel'
 
 
+
+def test_data_list_is_kept_as_a_list_unless_serialisation_is_asked_for(data_root, monkeypatch):
+    """No gc.collect per dataset build by default; serialize_data=True gives mmengine's packed list, same infos."""
+    import mmengine.dataset.base_dataset as mmengine_base_dataset
+    collections = []
+    monkeypatch.setattr(mmengine_base_dataset.gc, 'collect', lambda *args: collections.append(args) or 0)
+    plain = MVTec3DDataset(category='bagel', split='test', data_root=str(data_root))
+    assert not plain.serialize_data and len(plain.data_list) == 5 and collections == []
+    packed = MVTec3DDataset(category='bagel', split='test', data_root=str(data_root), serialize_data=True)
+    assert packed.serialize_data and packed.data_list == [] and len(collections) == 1
+    assert [packed.get_data_info(index) for index in range(5)] == [plain.get_data_info(index) for index in range(5)]
+
 @pytest.mark.parametrize('split, count', [('train', 2), ('validation', 1)])
 def test_train_and_validation_splits(data_root, split, count):
     dataset = MVTec3DDataset(category='bagel', split=split, data_root=str(data_root))
