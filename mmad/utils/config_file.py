@@ -21,6 +21,7 @@ class OnceFormattedConfig(Config):
 
     @property
     def pretty_text(self) -> str:
+        """The config as mmengine's text, laid out on the first call for these values."""
         key = repr(self.to_dict())
         if key not in _LAID_OUT:
             if len(_LAID_OUT) >= _LAID_OUT_SIZE:
