@@ -45,3 +45,6 @@ fi
 run cpu_demo_channels_last $BENCH $DEMO --iters 7 --parts train,infer --no-memory \
     --cfg-options model.memory_format=channels_last
 run cpu_bagel_b2_amp $BENCH $PAPER --iters 3 --parts train,infer --no-memory --amp
+# The set-up of a short run (one-epoch train + test): mmad's config layout and data lists against mmengine's defaults.
+python tools/analysis_tools/benchmark_run_setup.py $DEMO --repeats 3 --out "$OUT/cpu_run_setup.json" \
+    > "$OUT/cpu_run_setup.log" 2>&1 || echo "cpu_run_setup failed: $OUT/cpu_run_setup.log"
