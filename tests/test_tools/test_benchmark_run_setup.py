@@ -25,3 +25,19 @@ def test_mmad_lays_out_each_config_once_and_scores_as_the_baseline(data_root, tm
     assert result['cpu_ratio'] == round(mmad['cpu_s'] / baseline['cpu_s'], 3)
     assert sorted(path.name for path in (tmp_path / 'runs').iterdir()) == ['mmad_0', 'mmengine_defaults_0']
     assert all((tmp_path / 'runs' / name / 'metrics.json').is_file() for name in ('mmad_0', 'mmengine_defaults_0'))
+
+
+def test_variants_scoring_differently_end_with_an_error_after_writing_the_results(data_root, tmp_path, monkeypatch):
+    """Timings of two computations that disagree are not a speed-up: exit non-zero, naming both scores."""
+    def run_once(tools, variant, config, data, options, loaders, work_dir):
+        assert data == ['--data-root', str(data_root), '--category', 'synthetic']
+        assert options[:len(benchmark.SMALL_RUN)] == list(benchmark.SMALL_RUN)
+        return dict(wall_s=1.0, cpu_s=1.0, layouts=1, fused_i_auroc=0.5 if variant == 'mmad' else 0.75)
+    monkeypatch.setattr(benchmark, 'run_once', run_once)
+    monkeypatch.setattr(benchmark, 'load_tool', lambda name: None)
+    out = tmp_path / 'setup.json'
+    with pytest.raises(SystemExit, match=r"scored differently \(fused I-AUROC \[0.75\] with mmengine's defaults, "
+                                         r"\[0.5\] with mmad's\)"):
+        benchmark.main([str(write_tiny_config(tmp_path / 'tiny.py', data_root)), '--data-root', str(data_root),
+                        '--category', 'synthetic', '--repeats', '2', '--work-dir', str(tmp_path), '--out', str(out)])
+    assert json.loads(out.read_text())['same_results'] is False

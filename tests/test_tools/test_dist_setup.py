@@ -146,8 +146,9 @@ def test_ranks_exit_cleanly_after_shutdown(tmp_path):
     for run_dir, finished in zip(run_dirs, run_all(launches)):
         assert finished.returncode == 0, f'{run_dir.name}:\n{finished.output[-3000:]}'
         assert 'terminate called' not in finished.output
-        assert sorted(path.name for path in run_dir.glob('rank*.json')) == ['rank0.json', 'rank1.json']
-        for report in (json.loads(path.read_text()) for path in run_dir.glob('rank*.json')):
+        report_files = sorted(run_dir.glob('rank*.json'))
+        assert [path.name for path in report_files] == ['rank0.json', 'rank1.json']
+        for report in (json.loads(path.read_text()) for path in report_files):
             assert not report['group_left'], report
             assert report['before_shutdown'] > report['before_group'], report
             assert report['after_shutdown'] == report['before_group'], report

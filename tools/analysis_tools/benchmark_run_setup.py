@@ -72,30 +72,32 @@ def counted_layouts(counter: list):
 
 
 @contextlib.contextmanager
-def variant_settings(variant: str):
-    """For the baseline, the tools load configs with ``Config.fromfile``; nothing changes for ``mmad``."""
-    import mmad.utils.tool_args as tool_args
+def variant_settings(variant: str, loaders: list[str]):
+    """Yield the variant's extra ``--cfg-options`` while its settings hold.
+
+    The baseline's tools load configs with ``Config.fromfile`` and its datasets serialise their data lists (the
+    default of mmengine's ``BaseDataset``); nothing changes for ``mmad``.
+    """
     if variant == 'mmad':
-        yield
+        yield []
         return
     from mmengine.config import Config
+
+    import mmad.utils.tool_args as tool_args
     read_config = tool_args.read_config
     tool_args.read_config = lambda path: Config.fromfile(str(path))
     try:
-        yield
+        yield [f'{loader}.dataset.serialize_data=True' for loader in loaders]
     finally:
         tool_args.read_config = read_config
 
 
-def variant_options(variant: str, loaders: list[str]) -> list[str]:
-    """The baseline's datasets serialise their data lists, as mmengine's BaseDataset does by default."""
-    return [f'{loader}.dataset.serialize_data=True' for loader in loaders] if variant != 'mmad' else []
-
-
-def run_once(tools: dict, variant: str, config: str, data: list[str], options: list[str], work_dir: Path) -> dict:
+def run_once(tools: dict, variant: str, config: str, data: list[str], options: list[str], loaders: list[str],
+             work_dir: Path) -> dict:
     """One train + test of ``variant``; wall and process-CPU seconds, layouts and the fused I-AUROC."""
     layouts: list = []
-    with variant_settings(variant), counted_layouts(layouts):
+    with variant_settings(variant, loaders) as variant_options, counted_layouts(layouts):
+        options = [*options, *variant_options]
         wall, cpu = time.perf_counter(), time.process_time()
         tools['train'].main([config, '--work-dir', str(work_dir), *data, '--cfg-options', *options])
         checkpoint = (work_dir / 'last_checkpoint').read_text().strip()
@@ -131,20 +133,18 @@ def main(argv: list[str] | None = None) -> dict:
     tools = dict(train=load_tool('train'), test=load_tool('test'))
     with contextlib.ExitStack() as stack:
         root = Path(args.work_dir) if args.work_dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        data = ['--data-root', args.data_root] if args.data_root else ['--data-root', str(root / 'data')]
-        if args.category or not args.data_root:
-            data += ['--category', args.category or 'synthetic']
-        if not args.data_root:
+        data_root, category = args.data_root, args.category
+        if data_root is None:
             from mmad.datasets.synthetic import make_synthetic_mvtec3d
-            make_synthetic_mvtec3d(root / 'data', 'synthetic', height=64, width=64, num_train=8, num_val=4,
+            data_root, category = str(root / 'data'), category or 'synthetic'
+            make_synthetic_mvtec3d(data_root, category, height=64, width=64, num_train=8, num_val=4,
                                    num_test_per_defect=2)
+        data = ['--data-root', data_root, *(['--category', category] if category else [])]
         runs: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
         for repeat in range(args.repeats):
-            order = VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]
-            for variant in order:
-                options = [*SMALL_RUN, *args.cfg_options, *variant_options(variant, loaders)]
-                runs[variant].append(run_once(tools, variant, args.config, data, options,
-                                              root / f'{variant}_{repeat}'))
+            for variant in VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]:
+                runs[variant].append(run_once(tools, variant, args.config, data, [*SMALL_RUN, *args.cfg_options],
+                                              loaders, root / f'{variant}_{repeat}'))
     config = Path(args.config).resolve()
     shown = str(config.relative_to(REPO)) if config.is_relative_to(REPO) else str(config)
     result = dict(config=shown, repeats=args.repeats, runs=runs, **summarise(runs))
@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> dict:
           f'same fused I-AUROC: {result["same_results"]}')
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
+    if not result['same_results']:
+        raise SystemExit(f'benchmark_run_setup.py: the variants scored differently (fused I-AUROC '
+                         f'{result["variants"]["mmengine_defaults"]["fused_i_auroc"]} with mmengine\'s defaults, '
+                         f'{result["variants"]["mmad"]["fused_i_auroc"]} with mmad\'s): the timings compare '
+                         'different computations')
     return result
 
 
